@@ -1,0 +1,35 @@
+# The two commands a new machine needs: `make demo` and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+# The tests that depend on the database's concurrency control, run again on PostgreSQL.
+# pytest-django creates and drops its own test database (test_queueprio_ci).
+POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/queueprio_ci
+POSTGRES_TESTS ?= tests/queueprio tests/converters/test_tasks.py tests/faults/test_database_down.py
+
+.PHONY: demo test test-postgres lint bench soak
+
+demo:
+	bash .ci/bootstrap
+	$(PY) manage.py demo
+
+test:
+	bash .ci/bootstrap
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-postgres:
+	bash .ci/bootstrap
+	DATABASE_URL=$(POSTGRES_URL) $(PY) -m pytest $(POSTGRES_TESTS) $(PYTEST_ARGS)
+
+lint:
+	bash .ci/bootstrap
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+bench:
+	bash .ci/bootstrap
+	$(PY) bench/submit.py
+
+soak:
+	bash .ci/bootstrap
+	$(PY) bench/soak.py $(SOAK_ARGS)

@@ -1,0 +1,1 @@
+"""Benchmarks for queueprio: each module is a command (``.venv/bin/python bench/<name>.py``)."""

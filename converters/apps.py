@@ -1,0 +1,10 @@
+"""Django app config for the converters."""
+
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class ConvertersConfig(AppConfig):
+    name = "converters"
+    verbose_name = "Converters"

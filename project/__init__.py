@@ -1,0 +1,5 @@
+"""The Django project that hosts queueprio and the converters."""
+
+from .celery import app as celery_app
+
+__all__ = ["celery_app"]

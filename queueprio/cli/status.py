@@ -1,0 +1,95 @@
+"""Show queued jobs by priority and band, the workers that answer, and last hour's p95 wait.
+
+Depth and oldest waits are read live from the ledger; the p95 comes from the metrics
+rollup and lags by a minute or two.
+"""
+
+from __future__ import annotations
+
+import json
+from argparse import ArgumentParser
+from datetime import datetime, timedelta
+from typing import Any
+
+import celery
+from django.core.management.base import BaseCommand
+from django.utils import timezone
+
+from ..metrics import depth, health, window
+from ..metrics.units import format_duration
+from .table import format_table
+
+HELP = "queue depth by priority, oldest wait per band, workers, last hour's p95 wait (--json for scripts)"
+WINDOW = timedelta(hours=1)
+
+
+def add_arguments(parser: ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+
+
+def gather(now: datetime, app: celery.Celery) -> dict[str, Any]:
+    """Everything the status shows, as JSON-ready data (seconds as floats, ``None`` for none)."""
+    hour = window.by_priority(now - WINDOW)
+    priorities = []
+    for q in depth.by_priority(now):
+        stat = hour.get(int(q.name))
+        priorities.append(
+            {
+                "priority": int(q.name),
+                "queued": q.queued,
+                "oldest_wait_seconds": q.oldest_wait(now),
+                "p95_wait_seconds": window.wait_quantiles(stat, (0.95,))[0.95] if stat else None,
+                "started_last_hour": stat.counts["started"] if stat else 0,
+            }
+        )
+    bands = [
+        {"band": q.name, "queued": q.queued, "oldest_wait_seconds": q.oldest_wait(now)} for q in depth.by_band(now)
+    ]
+    return {
+        "at": now.isoformat(),
+        "priorities": priorities,
+        "bands": bands,
+        "workers": health.responding_workers(app),
+    }
+
+
+def render(data: dict[str, Any]) -> str:
+    """The tables a person reads."""
+    priorities = format_table(
+        ["priority", "queued", "oldest wait", "p95 wait (1h)", "started (1h)"],
+        [
+            (
+                p["priority"],
+                p["queued"],
+                format_duration(p["oldest_wait_seconds"]),
+                format_duration(p["p95_wait_seconds"]),
+                p["started_last_hour"],
+            )
+            for p in data["priorities"]
+        ],
+        right=(0, 1, 2, 3, 4),
+    )
+    bands = format_table(
+        ["band", "queued", "oldest wait"],
+        [(b["band"], b["queued"], format_duration(b["oldest_wait_seconds"])) for b in data["bands"]],
+        right=(1, 2),
+    )
+    workers = data["workers"]
+    answered = f"{len(workers)} answering: {', '.join(workers)}" if workers else "none answering a ping"
+    queued = sum(p["queued"] for p in data["priorities"])
+    return "\n".join(
+        [
+            f"queueprio status at {data['at']} (1 = most urgent)",
+            "",
+            priorities,
+            "",
+            bands,
+            "",
+            f"queued: {queued}   workers: {answered}",
+        ]
+    )
+
+
+def handle(command: BaseCommand, **options: Any) -> None:
+    data = gather(timezone.now(), celery.current_app)
+    command.stdout.write(json.dumps(data, indent=2) if options.get("json") else render(data))

@@ -1,0 +1,31 @@
+"""Machine endpoints: ``health/`` for load balancers and status pages, ``metrics`` for Prometheus.
+
+Both are unauthenticated, like most scrape and probe endpoints, and show only counts,
+ages and booleans. Restrict them at the proxy if even that is too much.
+"""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from .metrics import health as health_checks
+from .metrics.prometheus import exposition
+
+
+@never_cache
+@require_GET
+def health(request: HttpRequest) -> JsonResponse:
+    """200 when the broker, the database and at least one worker answer; 503 otherwise."""
+    now = timezone.now()
+    report = health_checks.check(now)
+    return JsonResponse(report.as_dict(now), status=200 if report.healthy else 503)
+
+
+@never_cache
+@require_GET
+def metrics(request: HttpRequest) -> HttpResponse:
+    body, content_type = exposition()
+    return HttpResponse(body, content_type=content_type)

@@ -1,0 +1,79 @@
+"""``manage.py queueprio status``: the same numbers as a table and as JSON."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+from kombu import Connection
+
+from queueprio.cli.status import render
+from queueprio.cli.table import format_table
+from queueprio.metrics import rollup
+from tests.support.ledger import make_job
+from tests.support.worker import running_worker
+
+
+def status(*args: str) -> str:
+    out = io.StringIO()
+    call_command("queueprio", "status", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_format_table__pads_columns_and_right_aligns_numbers() -> None:
+    assert format_table(["name", "n"], [("a", 1), ("long", 10)], right=(1,)) == "name   n\n----  --\na      1\nlong  10"
+
+
+def test_render__summarises_queue_and_workers() -> None:
+    data = {
+        "at": "2026-01-05T12:00:00+00:00",
+        "priorities": [
+            {"priority": 1, "queued": 2, "oldest_wait_seconds": 75.0, "p95_wait_seconds": 0.5, "started_last_hour": 9}
+        ],
+        "bands": [{"band": "urgent", "queued": 2, "oldest_wait_seconds": 75.0}],
+        "workers": ["w1@host"],
+    }
+    text = render(data)
+    assert "       1       2       1m 15s         500 ms             9" in text
+    assert "urgent       2       1m 15s" in text
+    assert "queued: 2   workers: 1 answering: w1@host" in text
+
+
+@pytest.mark.django_db
+def test_status__json_has_depth_oldest_wait_and_p95() -> None:
+    # Given two queued jobs at priority 2 and a job that waited 4 s at priority 2 ten minutes ago
+    now = timezone.now()
+    make_job(queued_at=now - timedelta(seconds=30), priority=2)
+    make_job(queued_at=now - timedelta(seconds=5), priority=2)
+    t = now - timedelta(minutes=10)
+    make_job(
+        queued_at=t,
+        priority=2,
+        state="succeeded",
+        started_at=t + timedelta(seconds=4),
+        finished_at=t + timedelta(seconds=5),
+    )
+    rollup.rollup(now)
+    # When the status is asked for as JSON (no broker here: no workers answer)
+    data = json.loads(status("--json"))
+    # Then it shows all three
+    p2 = data["priorities"][1]
+    assert (p2["priority"], p2["queued"], p2["started_last_hour"]) == (2, 2, 1)
+    assert 30 <= p2["oldest_wait_seconds"] < 90
+    assert p2["p95_wait_seconds"] == pytest.approx(4.0)
+    assert {b["band"]: b["queued"] for b in data["bands"]}["urgent"] == 2
+    assert data["workers"] == []
+
+
+@pytest.mark.broker
+@pytest.mark.django_db(transaction=True)
+def test_status__lists_the_workers_that_answer(tmp_path: Path, broker: Connection) -> None:
+    with running_worker(tmp_path) as worker:
+        text = status()
+    assert f"workers: 1 answering: {worker.name.split('@')[0]}@" in text
+    assert "priority  queued  oldest wait  p95 wait (1h)  started (1h)" in text

@@ -1,0 +1,58 @@
+"""Ledger rows written directly, at chosen times, for tests of what is computed from them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from kombu.utils.uuid import uuid
+
+from queueprio.models import AgingStep, Job, Rejection
+
+
+def make_job(
+    *,
+    queued_at: datetime,
+    priority: int = 5,
+    task: str = "tests.record",
+    state: str = "queued",
+    effective: int | None = None,
+    **fields: Any,
+) -> Job:
+    return Job.objects.create(
+        task_id=uuid(),
+        task_name=task,
+        requested_priority=priority,
+        effective_priority=priority if effective is None else effective,
+        priority_source="call",
+        state=state,
+        queued_at=queued_at,
+        **fields,
+    )
+
+
+def make_rejection(
+    *, at: datetime, reason: str = "queue_full", task: str = "tests.record", priority: str = "3"
+) -> Rejection:
+    return Rejection.objects.create(at=at, task_name=task, requested_priority=priority, reason=reason)
+
+
+def make_aging_step(
+    job: Job, *, at: datetime, from_priority: int, to_priority: int, reason: str = "aging"
+) -> AgingStep:
+    waited = (at - job.queued_at).total_seconds()
+    return AgingStep.objects.create(
+        job=job,
+        from_priority=from_priority,
+        to_priority=to_priority,
+        generation=2,
+        waited_seconds=waited,
+        reason=reason,
+        at=at,
+    )
+
+
+def finished(task_id: str) -> Job | None:
+    """The job's row once it succeeded or failed, else ``None`` (for ``wait_for``)."""
+    job = Job.objects.filter(task_id=task_id).first()
+    return job if job and job.state in ("succeeded", "failed") else None
