@@ -27,7 +27,9 @@ Invariants, enforced by one conditional UPDATE per received copy (``JobQuerySet.
    ledger transaction and commits while the broker stores it (``publish.FirstCopy``). A
    copy that finds no row at all claims again until the row appears, for at most
    ``QUEUEPRIO_CLAIM_WAIT_SECONDS``; a copy whose row never appears (its submission rolled
-   back, and its caller got the error) is dropped like a stale one.
+   back, and its caller got the error) is dropped like a stale one. A lost claim is judged
+   stale only from a fresh read of the row (``JobQuerySet.standing``): the row can be
+   committed between the claim's ``UPDATE`` and that read, and is then claimed again.
 7. A message published without queueprio (an old client's ``send_task``) has no generation:
    it runs, and gets a ledger row when it starts.
 8. Only the claiming copy touches the result backend. Celery's own ``task_track_started``
@@ -117,11 +119,20 @@ def claim(task: PriorityTask) -> int:
             if won == "claimed":
                 # The job left the queue: give its place in the band back, in the same transaction.
                 release(getattr(request, HEADER_BAND, "") or "")
-        # No row at all: the copy overtook its submission's commit (see publish.FirstCopy).
-        missing = not won and not Job.objects.filter(task_id=request.id).exists()
-        if not missing or time.monotonic() > deadline:
+        if won:
             break
-        time.sleep(CLAIM_POLL_SECONDS)
+        # A lost claim is not yet a stale copy. The copy may have overtaken its submission's
+        # commit (see publish.FirstCopy): then the row is absent, or it was committed between
+        # the UPDATE's snapshot and now and is claimable (so look in a new statement, not at
+        # the UPDATE's row count alone).
+        standing = Job.objects.standing(request.id, int(generation))
+        missing = standing == "absent"
+        if standing == "stale" or (missing and time.monotonic() > deadline):
+            break
+        if missing:
+            time.sleep(CLAIM_POLL_SECONDS)
+        # "claimable": claim again at once. It can't repeat for long: the next UPDATE sees the
+        # row, and it stays claimable only until some copy wins it.
     if won == "redelivered" and _lost_too_often(task, int(generation), now):
         raise Ignore()
     if won:

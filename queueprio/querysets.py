@@ -88,6 +88,19 @@ class JobQuerySet(models.QuerySet):
         )
         return "redelivered" if again else ""
 
+    def standing(self, task_id: str, generation: int) -> str:
+        """After a lost claim, what the row says of the copy of ``generation``, read afresh.
+
+        ``"absent"``: no row is visible (yet). ``"claimable"``: the claim should have won; the
+        row was committed after the claim's ``UPDATE`` took its snapshot, so claim again.
+        ``"stale"``: another copy holds, or held, the job.
+        """
+        row = self.filter(task_id=task_id).values_list("state", "generation").first()
+        if row is None:
+            return "absent"
+        state, newest = row
+        return "claimable" if state == QUEUED and newest <= generation else "stale"
+
     def give_up(self, task_id: str, generation: int, *, error: str, now: datetime) -> bool:
         """Fail a job whose claiming copy keeps killing its worker (a poison message)."""
         return bool(

@@ -80,3 +80,18 @@ def worker(shared_root: Path, broker_vhost: str, tmp_path_factory: pytest.TempPa
     """One real worker for the module, confined to the module's converters root."""
     with running_worker(tmp_path_factory.mktemp("logs"), env={"CONVERTERS_ROOT": str(shared_root)}) as started:
         yield started
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
+    """A failed test that used worker subprocesses shows the end of their logs.
+
+    A broker test that times out is otherwise blind: what the worker did with the message
+    (dropped it, crashed, never got it) is only in the worker's own log."""
+    report = yield
+    if report.failed:
+        funcargs = getattr(item, "funcargs", {})
+        for name, value in funcargs.items():
+            if isinstance(value, Worker):
+                report.sections.append((f"worker log ({name}, last 6000 chars)", value.output()[-6000:]))
+    return report

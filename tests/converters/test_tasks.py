@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-from django_celery_results.models import TaskResult
 from kombu import Connection
 from openpyxl import Workbook
 from PIL import Image
@@ -15,7 +14,7 @@ from converters import convert, convert_batch
 from queueprio import InvalidArguments, PathOutsideRoot, UnknownTask
 from queueprio.models import Job, JobState, Rejection
 from tests.conftest import queue_depth
-from tests.support.ledger import finished
+from tests.support.ledger import finished, stored_result
 from tests.support.polling import wait_for
 from tests.support.worker import Worker
 
@@ -59,7 +58,7 @@ def test_converter__converts_a_real_file_in_a_worker(
     job = run(name, source, target=target)
     assert job.state == JobState.SUCCEEDED, job.error
     assert check((root / target).read_text())
-    assert TaskResult.objects.get(task_id=job.task_id).status == "SUCCESS"
+    assert wait_for(lambda: stored_result(job.task_id), timeout=30).status == "SUCCESS"
 
 
 def test_image_to_webp__writes_a_webp_next_to_the_source(worker: Worker, root: Path, broker: Connection) -> None:
@@ -101,7 +100,7 @@ def test_converter__malformed_input_fails_the_job_readably_and_the_worker_lives(
     assert job.error.startswith("ConversionError: "), job.error
     assert expected in job.error.splitlines()[0]
     assert not (root / f"bad-{name}.out").exists()  # no partial output
-    result = TaskResult.objects.get(task_id=job.task_id)
+    result = wait_for(lambda: stored_result(job.task_id), timeout=30)
     assert (result.status, json.loads(result.result)["exc_type"]) == ("FAILURE", "ConversionError")
     assert worker.proc.poll() is None
 

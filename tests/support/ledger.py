@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from celery import states
+from django_celery_results.models import TaskResult
 from kombu.utils.uuid import uuid
 
 from queueprio.models import AgingStep, Job, Rejection
@@ -56,3 +58,12 @@ def finished(task_id: str) -> Job | None:
     """The job's row once it succeeded or failed, else ``None`` (for ``wait_for``)."""
     job = Job.objects.filter(task_id=task_id).first()
     return job if job and job.state in ("succeeded", "failed") else None
+
+
+def stored_result(task_id: str) -> TaskResult | None:
+    """The job's result once Celery stored its final state, else ``None`` (for ``wait_for``).
+
+    The ledger row is finished inside the task, before Celery stores the outcome (and after
+    it stored ``STARTED``), so a test that saw the row finish polls for this too."""
+    stored = TaskResult.objects.filter(task_id=task_id).first()
+    return stored if stored and stored.status in states.READY_STATES else None
