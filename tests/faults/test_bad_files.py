@@ -24,7 +24,7 @@ from PIL import Image
 
 from converters import convert
 from queueprio.models import Job, JobState
-from tests.support.ledger import finished
+from tests.support.ledger import finished, stored_result
 from tests.support.polling import wait_for
 from tests.support.worker import Worker
 
@@ -142,6 +142,9 @@ def slug(text: str) -> str:
 def assert_failed_cleanly(worker: Worker, root: Path, task_id: str, target: str, *, error: str, says: str = "") -> Job:
     job = wait_for(lambda: finished(task_id), timeout=90, message=f"job {task_id}")
     assert job.state == JobState.FAILED
+    # Celery stores the outcome after the task body finished the row: wait for it, so it lands
+    # before this test's database flush and not in a later test's tables.
+    assert wait_for(lambda: stored_result(task_id), timeout=30).status == "FAILURE"
     first_line = job.error.splitlines()[0]
     assert first_line.startswith(error), job.error[:2000]
     assert says in first_line

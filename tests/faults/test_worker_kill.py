@@ -85,5 +85,8 @@ def test_sigkill__every_job_completes_exactly_once(tmp_path: Path, broker: Conne
     restarted = sum(n - 1 for n in starts.values())
     assert 1 <= restarted <= KILLS  # each kill interrupted at most the one job its worker held
     assert Job.objects.exclude(state=JobState.SUCCEEDED).count() == 0
-    assert dict(Counter(TaskResult.objects.values_list("status", flat=True))) == {"SUCCESS": JOBS}
+    # Only this test's jobs: a worker of an earlier module may store a result after its flush.
+    ours = list(Job.objects.values_list("task_id", flat=True))
+    stored = TaskResult.objects.filter(task_id__in=ours).values_list("status", flat=True)
+    assert dict(Counter(stored)) == {"SUCCESS": JOBS}
     assert set(Band.objects.values_list("queued", flat=True)) == {0}  # every band place given back once

@@ -16,6 +16,7 @@ from queueprio.cli.status import render
 from queueprio.cli.table import format_table
 from queueprio.metrics import rollup
 from tests.support.ledger import make_job
+from tests.support.polling import wait_for
 from tests.support.worker import running_worker
 
 
@@ -74,6 +75,8 @@ def test_status__json_has_depth_oldest_wait_and_p95() -> None:
 @pytest.mark.django_db(transaction=True)
 def test_status__lists_the_workers_that_answer(tmp_path: Path, broker: Connection) -> None:
     with running_worker(tmp_path) as worker:
+        # "Connected to amqp" comes before the worker's remote-control consumer starts.
+        wait_for(worker.answers_ping, timeout=30, message="the worker to answer a ping")
         text = status()
     assert f"workers: 1 answering: {worker.name.split('@')[0]}@" in text
     assert "priority  queued  oldest wait  p95 wait (1h)  started (1h)" in text
