@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -15,9 +15,9 @@ from kombu.utils.uuid import uuid
 
 from . import admission, publish
 from .exceptions import PublishFailed, QueueFull, Rejected
-from .models import Job, JobState, Rejection
+from .models import Job, JobState, Rejection, UrgentQuota
 from .priority import validate_priority
-from .submit import quota_checked, refusals_recorded, resolve, when_committed
+from .submit import quota_checked, quota_recount, refusals_recorded, resolve, when_committed
 
 if TYPE_CHECKING:
     from .tasks import PriorityTask
@@ -63,14 +63,21 @@ def submit_batch(
             validate_priority(priority)
         prepared = _prepare_all(task, calls)
         resolved, source = resolve(task, priority)
-        resolved, source = quota_checked(task.name, resolved, source, caller_key, len(prepared))
+        quota = UrgentQuota.objects.current() if caller_key else None
+        resolved, source = quota_checked(task.name, resolved, source, caller_key, len(prepared), quota=quota)
         jobs = [
             _new(task, args, kwargs, priority=resolved, source=source, options=dict(options))
             for args, kwargs in prepared
         ]
         for job in jobs:
             job.caller_key = caller_key
-        fits = _admit_fitting(jobs, options, partial=partial)
+        # Counted again under a lock on the caller, as for a single submission (not inside a
+        # caller's own transaction: see quota_recount).
+        own_transaction = jobs and not transaction.get_connection().in_atomic_block
+        recount = quota_recount(jobs, caller_key, quota) if own_transaction else None
+        fits = _admit_fitting(jobs, options, partial=partial, before_admission=recount)
+        if jobs:
+            resolved, source = jobs[0].effective_priority, jobs[0].priority_source  # a recount may demote
     rejected = _reject_rest(task, jobs[fits:], resolved, caller_key, offset=fits)
     jobs = jobs[:fits]
     logger.info(
@@ -99,14 +106,18 @@ def _prepare_all(task: PriorityTask, calls: Sequence[Call]) -> list[tuple[list[A
     return prepared
 
 
-def _admit_fitting(jobs: list[Job], options: dict[str, Any], *, partial: bool) -> int:
+def _admit_fitting(
+    jobs: list[Job], options: dict[str, Any], *, partial: bool, before_admission: Callable[[], None] | None = None
+) -> int:
     """Admit and record as many jobs as the band takes (all, or raise, unless ``partial``)."""
     from .submit import admit_and_record
 
     if not partial:
-        admit_and_record(jobs, options)
+        admit_and_record(jobs, options, before_admission=before_admission)
         return len(jobs)
     with transaction.atomic():
+        if before_admission is not None:
+            before_admission()
         admitted, fits = admission.admit(jobs[0].requested_priority, len(jobs), partial=True)
         admit_and_record(jobs[:fits], options, admitted=admitted)
     return fits

@@ -116,19 +116,6 @@ def submit(
         job = new_job(task, args, kwargs, task_id=task_id or uuid(), priority=priority, source=source, options=options)
         job.caller_key, job.idempotency_key = caller_key, key
 
-        def recount_quota() -> None:
-            # The check above lets racing submissions of one caller all pass; counting again in
-            # the transaction that inserts the row, one caller at a time, makes the limit exact.
-            # (Only in our own short transaction: held until a caller's transaction ends, the
-            # lock on the caller could deadlock against that transaction's band row locks.)
-            if admission.counted(quota, priority) and job.priority_source != PrioritySource.DEMOTED:
-                allowed, now_source = quota_checked(
-                    task.name, priority, source, caller_key, serialised=True, quota=quota
-                )
-                if now_source == PrioritySource.DEMOTED:
-                    job.requested_priority = job.effective_priority = allowed
-                    job.priority_source = now_source
-
         try:
             if transaction.get_connection().in_atomic_block:
                 # Inside the caller's transaction: publish once it commits (it may roll back).
@@ -149,7 +136,10 @@ def submit(
                         first.send()
 
                     admit_and_record(
-                        [job], options, before_admission=recount_quota, before_insert=send_unless_duplicate
+                        [job],
+                        options,
+                        before_admission=quota_recount([job], caller_key, quota),
+                        before_insert=send_unless_duplicate,
                     )
                     log_enqueued(job, caller_key)
                     first.confirm()
@@ -161,6 +151,37 @@ def submit(
             return joined
     log_enqueued(job, caller_key)
     return task.AsyncResult(job.task_id)
+
+
+def quota_recount(jobs: list[Job], caller_key: str, quota: QuotaRow | None) -> Callable[[], None]:
+    """A ``before_admission`` hook: count the caller's urgent quota again, for all of ``jobs``.
+
+    The first check (``quota_checked``, before the transaction) lets racing submissions of one
+    caller all pass; counting again in the transaction that inserts the rows, one caller at a
+    time, makes the limit exact. Only for our own short transaction: held until a caller's
+    transaction ends, the lock on the caller could deadlock against that transaction's band
+    row locks. A recount that demotes changes the jobs' priority before their admission.
+    """
+
+    def recount() -> None:
+        first = jobs[0]
+        if first.priority_source == PrioritySource.DEMOTED or not admission.counted(quota, first.requested_priority):
+            return
+        allowed, source = quota_checked(
+            first.task_name,
+            first.requested_priority,
+            first.priority_source,
+            caller_key,
+            len(jobs),
+            serialised=True,
+            quota=quota,
+        )
+        if source == PrioritySource.DEMOTED:
+            for job in jobs:
+                job.requested_priority = job.effective_priority = allowed
+                job.priority_source = source
+
+    return recount
 
 
 def log_enqueued(job: Job, caller_key: str) -> None:

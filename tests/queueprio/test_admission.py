@@ -11,6 +11,7 @@ from kombu import Connection
 
 from converters import convert, convert_batch
 from queueprio import InvalidPriority, PathOutsideRoot, QueueFull, QuotaExceeded, UnknownTask, enqueue
+from queueprio.batch import submit_batch
 from queueprio.models import AgingStep, Band, Job, PrioritySource, Rejection, UrgentQuota
 from tests.conftest import queue_depth
 from tests.support.concurrency import run_concurrently
@@ -161,6 +162,33 @@ def test_quota__concurrent_submitters_of_one_caller_never_pass_the_limit(broker:
     assert sorted(o == "rejected" for o in outcomes) == [False] * 3 + [True] * 5
     assert Job.objects.filter(caller_key="racer").count() == 3 == queue_depth(broker)
     assert Rejection.objects.filter(reason="quota_exceeded").count() == 5
+
+
+def test_quota__concurrent_batches_of_one_caller_never_pass_the_limit(broker: Connection, tmp_path) -> None:
+    UrgentQuota.objects.update(limit=6, max_priority=2, window_seconds=60)
+    out = str(tmp_path / "o")
+    calls = [(["x", out], {}), (["y", out], {})]
+
+    def submit() -> str:
+        try:
+            return str(len(submit_batch(record, calls, priority=1, caller_key="racer")))
+        except QuotaExceeded:
+            return "rejected"
+
+    outcomes = run_concurrently(submit, 8)
+    # Batches of 2 against a limit of 6: three fit, the other five are refused whole
+    assert sorted(outcomes) == ["2"] * 3 + ["rejected"] * 5
+    assert Job.objects.filter(caller_key="racer").count() == 6 == queue_depth(broker)
+    assert Rejection.objects.filter(reason="quota_exceeded").count() == 5
+
+
+def test_quota__a_batch_over_the_quota_is_demoted_whole(broker: Connection, tmp_path) -> None:
+    UrgentQuota.objects.update(limit=1, policy="demote", demote_to=6)
+    out = str(tmp_path / "o")
+    record.apply_async(args=["x", out], priority=1, caller_key="alice")
+    batch = submit_batch(record, [(["a", out], {}), (["b", out], {})], priority=1, caller_key="alice")
+    jobs = Job.objects.filter(task_id__in=batch.ids)
+    assert {(job.effective_priority, job.priority_source, job.band) for job in jobs} == {(6, "demoted", "background")}
 
 
 def test_quota__demote_policy_submits_at_the_configured_priority_and_records_it(broker: Connection, tmp_path) -> None:
