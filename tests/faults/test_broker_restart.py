@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.utils import timezone
-from django_celery_results.models import TaskResult
 from kombu import Connection
 
 from queueprio.batch import submit_batch
 from queueprio.models import Job, JobState
 from queueprio.routing import priority_queue
+from tests.support.ledger import stored_statuses
 from tests.support.polling import lines, wait_for
 from tests.support.rabbit_node import RabbitNode, celery_broker, throwaway_node
 from tests.support.tasks import record
@@ -84,7 +84,4 @@ def test_broker_restart__every_job_runs_exactly_once(node: RabbitNode, tmp_path:
     assert Job.objects.exclude(state=JobState.SUCCEEDED).count() == 0
     # A copy redelivered after its job finished (the ack died with the connection) is dropped
     # without touching the stored result.
-    # Only this test's jobs: a worker of an earlier module may store a result after its flush.
-    ours = list(Job.objects.values_list("task_id", flat=True))
-    stored = TaskResult.objects.filter(task_id__in=ours).values_list("status", flat=True)
-    assert dict(Counter(stored)) == {"SUCCESS": JOBS}
+    assert stored_statuses() == {"SUCCESS": JOBS}

@@ -16,12 +16,12 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-from django_celery_results.models import TaskResult
 from kombu import Connection
 
 from queueprio.batch import submit_batch
 from queueprio.models import Band, Job, JobState
 from tests.conftest import queue_depth
+from tests.support.ledger import stored_statuses
 from tests.support.polling import lines, wait_for
 from tests.support.tasks import record_completion
 from tests.support.worker import Worker, running_worker
@@ -85,8 +85,5 @@ def test_sigkill__every_job_completes_exactly_once(tmp_path: Path, broker: Conne
     restarted = sum(n - 1 for n in starts.values())
     assert 1 <= restarted <= KILLS  # each kill interrupted at most the one job its worker held
     assert Job.objects.exclude(state=JobState.SUCCEEDED).count() == 0
-    # Only this test's jobs: a worker of an earlier module may store a result after its flush.
-    ours = list(Job.objects.values_list("task_id", flat=True))
-    stored = TaskResult.objects.filter(task_id__in=ours).values_list("status", flat=True)
-    assert dict(Counter(stored)) == {"SUCCESS": JOBS}
+    assert stored_statuses() == {"SUCCESS": JOBS}
     assert set(Band.objects.values_list("queued", flat=True)) == {0}  # every band place given back once

@@ -23,6 +23,19 @@ LANE = django_settings.QUEUEPRIO_LANE_QUEUE
 BOTH = f"{django_settings.QUEUEPRIO_QUEUE},{LANE}"
 
 
+def occupy_both_general_processes(out: Path, flag: Path) -> None:
+    """Start a long bulk job on each of the general worker's two processes; they end when ``flag`` exists."""
+    for i in range(2):
+        block_until.apply_async(args=[f"long{i}", str(out), str(flag)], priority=9)
+    wait_for(lambda: {"long0", "long1"} <= set(lines(str(out))), timeout=30, message="both long jobs to start")
+
+
+def finished_before(out: Path, label: str) -> list[str]:
+    """The jobs that finished before ``label`` started (``block_until`` writes ``done:<label>``)."""
+    seen = lines(str(out))
+    return [line for line in seen[: seen.index(label)] if line.startswith("done:")]
+
+
 def test_router__sends_urgent_jobs_to_the_lane_only_when_configured(broker: Connection, tmp_path, settings) -> None:
     out = str(tmp_path / "o")
     record.apply_async(args=["a", out], priority=2)
@@ -45,17 +58,14 @@ def test_lane__a_critical_job_starts_within_a_second_while_general_workers_are_b
         warm = record.apply_async(args=["warm-up", str(out)], priority=1)
         wait_for(lambda: finished(warm.id), timeout=30, message="the warm-up job")
         with running_worker(tmp_path, concurrency=2, queues=BOTH):
-            for i in range(2):  # every general process busy on a long bulk job
-                block_until.apply_async(args=[f"long{i}", str(out), str(flag)], priority=9)
-            wait_for(lambda: {"long0", "long1"} <= set(lines(str(out))), timeout=30, message="both long jobs to start")
+            occupy_both_general_processes(out, flag)
             submitted = time.monotonic()
             record.apply_async(args=["critical", str(out)], priority=1)
             wait_for(lambda: "critical" in lines(str(out)), timeout=10, interval=0.01, message="the critical job")
             started_after = time.monotonic() - submitted
             flag.touch()
     assert started_after < 1.0
-    seen = lines(str(out))
-    assert not [line for line in seen[: seen.index("critical")] if line.startswith("done:")]  # nothing finished first
+    assert not finished_before(out, "critical")  # nothing finished first
 
 
 def test_control__without_the_lane_the_critical_job_waits_for_a_bulk_job_to_finish(
@@ -64,15 +74,12 @@ def test_control__without_the_lane_the_critical_job_waits_for_a_bulk_job_to_fini
     settings.QUEUEPRIO_LANE_MAX_PRIORITY = None  # no lane: one shared queue
     out, flag = tmp_path / "started.txt", tmp_path / "release"
     with running_worker(tmp_path, concurrency=2, queues=BOTH):
-        for i in range(2):
-            block_until.apply_async(args=[f"long{i}", str(out), str(flag)], priority=9)
-        wait_for(lambda: {"long0", "long1"} <= set(lines(str(out))), timeout=30, message="both long jobs to start")
+        occupy_both_general_processes(out, flag)
         critical = record.apply_async(args=["critical", str(out)], priority=1)
         flag.touch()  # only now can a process free up
         wait_for(lambda: finished(critical.id), timeout=30, message="the critical job")
-    seen = lines(str(out))
     # The most urgent priority did not help: it started only once a bulk job had finished
-    assert [line for line in seen[: seen.index("critical")] if line.startswith("done:")]
+    assert finished_before(out, "critical")
 
 
 def test_rollback_switch__fifo_with_ledger_and_back_on_without_migration(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime
 from typing import Any
 
@@ -67,3 +68,12 @@ def stored_result(task_id: str) -> TaskResult | None:
     it stored ``STARTED``), so a test that saw the row finish polls for this too."""
     stored = TaskResult.objects.filter(task_id=task_id).first()
     return stored if stored and stored.status in states.READY_STATES else None
+
+
+def stored_statuses() -> dict[str, int]:
+    """How many stored results per status, for the jobs in the ledger only.
+
+    Only this test's jobs: a module-scoped worker of an earlier module may store a result
+    after that module's last flush, and it must not count here."""
+    ours = list(Job.objects.values_list("task_id", flat=True))
+    return dict(Counter(TaskResult.objects.filter(task_id__in=ours).values_list("status", flat=True)))
