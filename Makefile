@@ -25,6 +25,8 @@ lint:
 	bash .ci/bootstrap
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 bench:
 	bash .ci/bootstrap

@@ -1,4 +1,4 @@
-"""Aging sweep cost against the backlog: one ``queueprio.aging.sweep()`` with ``--due`` jobs due.
+"""Aging sweep cost against the backlog: one ``queueprio.maintenance.aging.sweep()`` with ``--due`` jobs due.
 
     .venv/bin/python bench/aging.py [--databases sqlite,postgres] [--database-url URL]
                                     [--due 1000] [--backlogs 10000,100000] [--repeat 3]
@@ -17,7 +17,7 @@ PLAN``; PostgreSQL ``EXPLAIN`` and ``EXPLAIN ANALYZE`` of the ``SELECT … FOR U
 LOCKED``) and one warm-up sweep runs. Then, ``--repeat`` times, each backlog gets one timed
 sweep and one instrumented sweep, which splits the time into the due-rows SELECT (including
 fetching the rows), the publishes
-(``queueprio.publish.send``: the task message and its ``task-sent`` event, each confirmed),
+(``queueprio.broker.publish.send``: the task message and its ``task-sent`` event, each confirmed),
 the row writes (the conditional UPDATE and the AgingStep INSERT per job), transaction control
 (BEGIN, savepoints, COMMIT) and the rest (Python: planning, logging, the ORM). Before every
 sweep the queue is purged, the AgingStep rows deleted and the due rows put back as they were
@@ -330,7 +330,7 @@ def vacuum() -> None:
 
 
 def due_query(batch: int) -> Any:
-    """The sweep's own query, as ``queueprio.aging._sweep_batch`` builds it."""
+    """The sweep's own query, as ``queueprio.maintenance.aging._sweep_batch`` builds it."""
     from django.db import connection
     from django.utils import timezone
 
@@ -375,8 +375,8 @@ class Stages:
 
         from django.db import connection
 
-        from queueprio import publish
-        from queueprio.querysets import JobQuerySet
+        from queueprio.broker import publish
+        from queueprio.models.querysets import JobQuerySet
 
         stages = self
         send, due_for_aging, commit = publish.send, JobQuerySet.due_for_aging, connection.commit
@@ -431,7 +431,7 @@ class Stages:
 
 def sweep_once(ledger: Ledger, queue: str, *, stages: Stages | None = None) -> float:
     """Reset, run one sweep (instrumented if ``stages``), check it stepped exactly the due jobs."""
-    from queueprio.aging import sweep
+    from queueprio.maintenance.aging import sweep
 
     ledger.reset(queue)
     reports = []

@@ -162,7 +162,7 @@ def queue_depth(name: str) -> int:
     from django.conf import settings
     from kombu import Connection
 
-    from queueprio.routing import priority_queue
+    from queueprio.celery import priority_queue
 
     with Connection(settings.CELERY_BROKER_URL) as conn:
         bound = priority_queue(name).bind(conn.default_channel)
@@ -175,7 +175,7 @@ def purge_queue(name: str) -> None:
     from django.conf import settings
     from kombu import Connection
 
-    from queueprio.routing import priority_queue
+    from queueprio.celery import priority_queue
 
     with Connection(settings.CELERY_BROKER_URL) as conn:
         bound = priority_queue(name).bind(conn.default_channel)

@@ -9,7 +9,7 @@ the ledger's backlog of queued jobs at about ``--backlog``, topping it up every 
 of uniformly random priority 1–10 (``submit_batch``, one call per priority), until ``--jobs``
 were submitted: the workers never run dry, and a steady stream of urgent work keeps arriving,
 which is what starves low priorities without aging. The aging sweep runs in a thread of this
-process, calling ``queueprio.aging.sweep()`` every ``--interval`` seconds (no ``celery beat``: one
+process, calling ``queueprio.maintenance.aging.sweep()`` every ``--interval`` seconds (no ``celery beat``: one
 process fewer on a small machine, the same function), with ``--threshold`` seconds per step and
 ``--max-boost`` 9 by default, so every job can climb to priority 1 (the hard bound in
 docs/aging.md).
@@ -117,7 +117,7 @@ def stop_workers(procs: list[subprocess.Popen[bytes]]) -> None:
 
 
 class Sweeper(threading.Thread):
-    """``queueprio.aging.sweep()`` every ``interval`` seconds, on its own DB connection."""
+    """``queueprio.maintenance.aging.sweep()`` every ``interval`` seconds, on its own DB connection."""
 
     def __init__(self, interval: float) -> None:
         super().__init__(daemon=True)
@@ -126,7 +126,7 @@ class Sweeper(threading.Thread):
     def run(self) -> None:
         from django.db import connection
 
-        from queueprio.aging import sweep
+        from queueprio.maintenance.aging import sweep
 
         try:
             while not self.stopped.wait(self.interval):
@@ -143,8 +143,8 @@ def feed(
     task: Any, jobs: int, backlog: int, out: str, rng: random.Random, deadline: float, *, single: bool = False
 ) -> float:
     """Submit ``jobs`` jobs, keeping about ``backlog`` queued; return the seconds it took."""
-    from queueprio.batch import submit_batch
     from queueprio.models import Job, JobState
+    from queueprio.submission.batch import submit_batch
 
     began, submitted = time.monotonic(), 0
     while submitted < jobs:

@@ -6,7 +6,7 @@ import os
 
 from celery import shared_task
 
-from queueprio.tasks import PriorityTask
+from queueprio import PriorityTask
 
 
 @shared_task(name="bench.soak", base=PriorityTask, bind=True)

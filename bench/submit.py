@@ -187,8 +187,7 @@ def reset(queue: str, task_ids: Iterable[str]) -> None:
     """
     from django.db.models import Count
 
-    from queueprio.admission import release
-    from queueprio.models import Job
+    from queueprio.models import Band, Job
 
     purge_queue(queue)
     ids = list(task_ids)
@@ -196,7 +195,7 @@ def reset(queue: str, task_ids: Iterable[str]) -> None:
     for start in range(0, len(ids), 2_000):
         rows = Job.objects.filter(task_id__in=ids[start : start + 2_000])
         for band, count in rows.filter(state="queued").values_list("band").annotate(n=Count("pk")):
-            release(band, count)
+            Band.objects.release(band, count)
         rows.delete()
 
 

@@ -8,12 +8,10 @@ from typing import Any
 
 from celery.result import AsyncResult
 
-from queueprio.batch import BatchResult, submit_batch
-from queueprio.dedup import content_key
-from queueprio.exceptions import UnknownTask
-from queueprio.submit import record_rejection
+from queueprio import BatchResult, UnknownTask, record_rejection, submit_batch
 
 from . import paths, registry
+from .dedup import content_key
 from .registry import ConverterTask
 
 
@@ -34,7 +32,7 @@ def convert(
     options: dict[str, Any] | None = None,
     dedupe: bool = False,
     **submit_options: Any,
-) -> AsyncResult:
+) -> AsyncResult[Any]:
     """Convert ``source`` with converter ``name``; returns the Celery ``AsyncResult``.
 
     ``priority`` is queueprio's scale: 1 = most urgent … 10 = least; ``None`` takes the

@@ -8,3 +8,6 @@ from django.apps import AppConfig
 class ConvertersConfig(AppConfig):
     name = "converters"
     verbose_name = "Converters"
+
+    def ready(self) -> None:
+        from . import tasks  # noqa: F401  (registers the shipped converters as Celery tasks)

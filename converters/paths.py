@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from django.conf import settings
+from queueprio import InvalidArguments, PathOutsideRoot
 
-from queueprio.exceptions import InvalidArguments, PathOutsideRoot
+from .conf import settings
 
 
 def root() -> Path:
@@ -16,7 +16,7 @@ def root() -> Path:
     Not cached: if the root is a symlink and an operator points it elsewhere, paths under the
     old target must stop being accepted at once (a few syscalls per submission).
     """
-    return Path(settings.CONVERTERS_ROOT).resolve()
+    return Path(settings.ROOT).resolve()
 
 
 def confine(path: str | os.PathLike[str], *, base: Path | None = None) -> Path:

@@ -8,9 +8,7 @@ from typing import Any
 
 from celery import shared_task
 
-from queueprio.exceptions import InvalidArguments, UnknownTask
-from queueprio.priority import validate_priority
-from queueprio.tasks import PriorityTask
+from queueprio import InvalidArguments, PriorityTask, UnknownTask, validate_priority
 
 from . import paths
 from .errors import ConversionError
@@ -90,9 +88,10 @@ def converter(*, name: str, suffix: str, priority: int | None = None) -> Callabl
 
 
 def get(name: str) -> ConverterTask:
-    """The converter called ``name``, or :class:`UnknownTask` listing the known ones."""
-    from . import tasks  # noqa: F401  (registers the shipped converters)
+    """The converter called ``name``, or :class:`UnknownTask` listing the known ones.
 
+    The shipped converters are registered by ``ConvertersConfig.ready``.
+    """
     try:
         return CONVERTERS[name]
     except KeyError:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from queueprio.priority import Priority
+from queueprio import Priority
 
 from .formats import images, markup, tabular
 from .registry import converter

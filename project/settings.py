@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from queueprio.routing import priority_queue
+from queueprio.celery import priority_queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("QUEUEPRIO_VAR_DIR", BASE_DIR / "var"))
@@ -90,6 +91,7 @@ def sqlite_database(path: Path) -> dict[str, object]:
     }
 
 
+DATABASES: dict[str, Any]
 if os.environ.get("DATABASE_URL"):
     DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"], conn_max_age=60)}
 else:
@@ -156,7 +158,7 @@ CELERY_TASK_QUEUES = (priority_queue(QUEUEPRIO_QUEUE), priority_queue(QUEUEPRIO_
 CELERY_TASK_DEFAULT_QUEUE = QUEUEPRIO_QUEUE
 CELERY_TASK_DEFAULT_EXCHANGE = QUEUEPRIO_QUEUE
 CELERY_TASK_DEFAULT_ROUTING_KEY = QUEUEPRIO_QUEUE
-CELERY_TASK_ROUTES = ("queueprio.routing.route_task",)
+CELERY_TASK_ROUTES = ("queueprio.celery.route_task",)
 CELERY_TASK_TRACK_STARTED = True
 # Flower and the events it reads.
 CELERY_WORKER_SEND_TASK_EVENTS = True

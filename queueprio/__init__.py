@@ -24,15 +24,19 @@ from .exceptions import (
 from .priority import DEFAULT_PRIORITY, LEAST_URGENT, MOST_URGENT, Priority, to_amqp, validate_priority
 
 if TYPE_CHECKING:
-    from .submit import enqueue
-    from .tasks import PriorityTask
+    from .observability.jobs import JobInfo, job, jobs
+    from .priority_task import PriorityTask, enqueue
+    from .submission.batch import BatchResult, submit_batch
+    from .submission.rejections import record_rejection
 
 __all__ = [
     "DEFAULT_PRIORITY",
     "LEAST_URGENT",
     "MOST_URGENT",
+    "BatchResult",
     "InvalidArguments",
     "InvalidPriority",
+    "JobInfo",
     "PathOutsideRoot",
     "Priority",
     "PriorityTask",
@@ -43,11 +47,25 @@ __all__ = [
     "Rejected",
     "UnknownTask",
     "enqueue",
+    "job",
+    "jobs",
+    "record_rejection",
+    "submit_batch",
     "to_amqp",
     "validate_priority",
 ]
 
-_LAZY = {"enqueue": "queueprio.submit", "PriorityTask": "queueprio.tasks"}
+# Loaded on first access: these need Django's app registry (they import the models).
+_LAZY = {
+    "BatchResult": "queueprio.submission.batch",
+    "JobInfo": "queueprio.observability.jobs",
+    "PriorityTask": "queueprio.priority_task",
+    "enqueue": "queueprio.priority_task",
+    "job": "queueprio.observability.jobs",
+    "jobs": "queueprio.observability.jobs",
+    "record_rejection": "queueprio.submission.rejections",
+    "submit_batch": "queueprio.submission.batch",
+}
 
 
 def __getattr__(name: str) -> Any:

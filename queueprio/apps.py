@@ -11,4 +11,5 @@ class QueueprioConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks, signals  # noqa: F401  (registration happens on import)
+        # Registration happens on import: system checks, signal receivers, queueprio's own tasks.
+        from . import checks, signals, tasks  # noqa: F401

@@ -55,7 +55,7 @@ def check_celery_settings(app_configs: Any = None, **kwargs: Any) -> list[checks
                 checks.Warning(
                     f"queue {name!r} is not declared with x-max-priority {AMQP_MAX_PRIORITY}.",
                     hint="RabbitMQ then ignores message priority. Declare it in CELERY_TASK_QUEUES with "
-                    "queueprio.routing.priority_queue(name). An existing queue can't be changed: move "
+                    "queueprio.celery.priority_queue(name). An existing queue can't be changed: move "
                     "it with `manage.py queueprio migrate-queue`.",
                     id="queueprio.W004",
                 )

@@ -46,7 +46,7 @@ class Defaults:
     AGING_INTERVAL_SECONDS: float = 30.0
     AGING_BATCH_SIZE: int = 500
     #: A queued job whose newest copy is older than this many thresholds without being
-    #: claimed is presumed lost and republished (see ``queueprio.aging``).
+    #: claimed is presumed lost and republished (see ``queueprio.maintenance.aging``).
     AGING_MAX_COPIES: int = 8
     # --- admission -----------------------------------------------------------------
     #: Initial bands: (name, most urgent, least urgent, max queued jobs, soft s, hard s).
@@ -85,6 +85,10 @@ class Settings:
         if name not in self._names:
             raise AttributeError(f"unknown queueprio setting {name!r}")
         return getattr(django_settings, PREFIX + name, getattr(self._defaults, name))
+
+    def aging_threshold(self) -> float | None:
+        """Seconds per aging step, or ``None`` when aging is off (for ``priority.next_aging_at``)."""
+        return float(self.AGING_THRESHOLD_SECONDS) if self.AGING_ENABLED else None
 
 
 settings = Settings()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from enum import IntEnum
 from typing import Any
 
@@ -10,6 +11,9 @@ from .exceptions import InvalidPriority
 MOST_URGENT = 1
 LEAST_URGENT = 10
 DEFAULT_PRIORITY = 5
+#: Stands for "no valid priority" where a row needs a number: a metrics row counting
+#: rejections of a priority that was not on the scale.
+NO_PRIORITY = 0
 
 #: The ``x-max-priority`` every queueprio queue is declared with. Fixed, not a setting:
 #: RabbitMQ refuses to redeclare a queue with another value (406 PRECONDITION_FAILED).
@@ -104,3 +108,14 @@ def next_aging_delay(requested: int, *, waited: float, threshold: float, boost: 
         return None
     steps = int(waited // threshold) + 1
     return steps * threshold - waited
+
+
+def next_aging_at(since: datetime, *, threshold: float | None) -> datetime | None:
+    """When the aging sweep first looks at a job that became eligible to run at ``since``.
+
+    One ``threshold`` later either its priority improves or, already at its floor, the sweep
+    checks that it has not lost its message. ``None`` (aging off): never.
+    """
+    if threshold is None:
+        return None
+    return since + timedelta(seconds=threshold)

@@ -9,7 +9,9 @@ from celery.signals import worker_ready
 from django.db.models.signals import post_migrate
 from django.dispatch import receiver
 
-from .metrics import rollup  # noqa: F401  (registers the "queueprio.rollup_metrics" task)
+from .maintenance.schedule import ensure_all
+from .maintenance.setup import seed_from_settings
+from .registry import sync_task_priorities
 
 logger = logging.getLogger("queueprio")
 
@@ -19,10 +21,6 @@ def seed_after_migrate(sender: Any, app_config: Any = None, using: str = "defaul
     """Default priorities for registered tasks, the initial bands and quota, the beat entries."""
     if app_config is None or app_config.label != "queueprio":
         return
-    from .admission import seed_from_settings
-    from .registry import sync_task_priorities
-    from .schedule import ensure_all
-
     created = sync_task_priorities()
     if created:
         logger.info("seeded %s task default priorities", created)
@@ -34,8 +32,6 @@ def seed_after_migrate(sender: Any, app_config: Any = None, using: str = "defaul
 @worker_ready.connect(dispatch_uid="queueprio.sync_on_worker_ready")
 def sync_on_worker_ready(**kwargs: Any) -> None:
     # A converter added in code shows up in the admin as soon as a worker runs it.
-    from .registry import sync_task_priorities
-
     try:
         sync_task_priorities()
     except Exception:  # the worker must start even if the table isn't migrated yet

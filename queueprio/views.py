@@ -11,8 +11,8 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from .metrics import health as health_checks
-from .metrics.prometheus import exposition
+from .observability import health as health_checks
+from .observability.prometheus import exposition
 
 
 @never_cache

@@ -11,7 +11,7 @@ import pytest
 from django.conf import settings as django_settings
 from kombu import Connection
 
-from queueprio.routing import priority_queue
+from queueprio.celery import priority_queue
 from tests.support.worker import Worker, running_worker
 
 

@@ -18,7 +18,7 @@ TEST_DB = os.environ.setdefault("QUEUEPRIO_TEST_DB", str(VAR_DIR / f"test-db-{os
 # A file, not :memory:, so that worker subprocesses see what the tests commit.
 DATABASES["default"].setdefault("TEST", {})["NAME"] = TEST_DB
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-CONVERTERS_ROOT = os.environ.get("CONVERTERS_ROOT", str(VAR_DIR / "test-files"))
+CONVERTERS_ROOT = os.environ.get("CONVERTERS_ROOT", str(VAR_DIR / "test-files"))  # type: ignore[assignment]
 
 # Postgres test database name, fixed so worker subprocesses can find it.
 if DATABASES["default"]["ENGINE"].endswith("postgresql"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import IO, Any
 
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from converters.atomic import atomic_output
 from converters.errors import ConversionError
@@ -72,7 +72,7 @@ def _decode(fh: IO[bytes], source: Path) -> Image.Image:
             return upright.convert("RGBA" if upright.has_transparency_data else "RGB")
     except ConversionError:
         raise
-    except Image.UnidentifiedImageError as exc:
+    except UnidentifiedImageError as exc:
         formats = ", ".join(INPUT_FORMATS)
         raise ConversionError(f"{source.name} is not an image in a supported format ({formats})") from exc
     except Image.DecompressionBombError as exc:

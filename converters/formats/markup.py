@@ -78,7 +78,8 @@ def json_to_xml(source: Path, target: Path, **options: Any) -> dict[str, Any]:
     """
     check_options(options, {"root", "item"})
     root_name = _name_option(options, "root", None)
-    item = _name_option(options, "item", "item")
+    # An explicit {"item": null} means the default too (it reached ElementTree as a None tag).
+    item = _name_option(options, "item", None) or "item"
     document = _load_json(source)
     try:
         tag, value = _root_of(document, root_name)
@@ -172,7 +173,8 @@ def _load_json(source: Path) -> Any:
 
 def _parse_xml(data: bytes, source: Path) -> ET.Element:
     try:
-        return SafeET.fromstring(data)
+        element: ET.Element = SafeET.fromstring(data)
+        return element
     except ET.ParseError as exc:
         line, column = exc.position
         reason = expat.ErrorString(exc.code)

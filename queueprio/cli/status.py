@@ -15,8 +15,8 @@ import celery
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
-from ..metrics import depth, health, window
-from ..metrics.units import format_duration
+from ..observability import depth, health, window
+from ..observability.units import format_duration
 from .table import format_table
 
 HELP = "queue depth by priority, oldest wait per band, workers, last hour's p95 wait (--json for scripts)"

@@ -14,9 +14,9 @@ from django.conf import settings
 from django.utils import timezone
 from kombu import Connection
 
-from queueprio.batch import submit_batch
+from queueprio.celery import priority_queue
 from queueprio.models import Job, JobState
-from queueprio.routing import priority_queue
+from queueprio.submission.batch import submit_batch
 from tests.support.ledger import stored_statuses
 from tests.support.polling import lines, wait_for
 from tests.support.rabbit_node import RabbitNode, celery_broker, throwaway_node

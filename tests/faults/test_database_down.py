@@ -20,8 +20,8 @@ import pytest
 from django.db import OperationalError, connection
 from kombu import Connection
 
-from queueprio.batch import submit_batch
 from queueprio.models import Job
+from queueprio.submission.batch import submit_batch
 from tests.conftest import queue_depth
 from tests.support.tasks import record
 

@@ -17,11 +17,11 @@ from django.utils import timezone
 from kombu import Connection, Exchange, Producer
 
 from queueprio import PublishFailed
-from queueprio.aging import sweep
-from queueprio.batch import submit_batch
+from queueprio.broker.publish import failed
+from queueprio.celery import priority_queue
+from queueprio.maintenance.aging import sweep
 from queueprio.models import Band, Job, JobState
-from queueprio.publish import failed
-from queueprio.routing import priority_queue
+from queueprio.submission.batch import submit_batch
 from tests.conftest import queue_depth, rabbitmqctl
 from tests.support.ledger import make_job
 from tests.support.messages import drain

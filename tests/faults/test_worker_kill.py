@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from kombu import Connection
 
-from queueprio.batch import submit_batch
 from queueprio.models import Band, Job, JobState
+from queueprio.submission.batch import submit_batch
 from tests.conftest import queue_depth
 from tests.support.ledger import stored_statuses
 from tests.support.polling import lines, wait_for

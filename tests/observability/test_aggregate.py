@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from queueprio.metrics.aggregate import Accumulator, Stat, minute_floor, rejected_priority, seconds_between
-from queueprio.metrics.histogram import DURATION_BOUNDS, bucket_index
+from queueprio.observability.aggregate import Accumulator, Stat, minute_floor, rejected_priority, seconds_between
+from queueprio.observability.histogram import DURATION_BOUNDS, bucket_index
 
 T = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 

@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from queueprio.charts import axis_scale, bar_chart, format_number, grouped_bar_chart, line_chart
+from queueprio.observability.charts import axis_scale, bar_chart, format_number, grouped_bar_chart, line_chart
 
 SVG = "{http://www.w3.org/2000/svg}"
 

@@ -12,9 +12,9 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from queueprio.metrics import dashboard, rollup
-from queueprio.metrics.aggregate import Stat
 from queueprio.models import TaskPriority
+from queueprio.observability import dashboard, rollup
+from queueprio.observability.aggregate import Stat
 from tests.support import chromium as browser
 from tests.support.ledger import make_aging_step, make_job, make_rejection
 from tests.support.worker import ROOT

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from queueprio.metrics import depth
 from queueprio.models import Band
+from queueprio.observability import depth
 from tests.support.ledger import make_job
 
 T = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)

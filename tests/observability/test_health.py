@@ -9,8 +9,8 @@ import celery
 import pytest
 from kombu import Connection
 
-from queueprio.metrics import health
-from queueprio.metrics.depth import Queued
+from queueprio.observability import health
+from queueprio.observability.depth import Queued
 from tests.support.tasks import record
 
 T = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from queueprio.metrics.histogram import (
+from queueprio.observability.histogram import (
     DURATION_BOUNDS,
     bucket_index,
     cumulative,

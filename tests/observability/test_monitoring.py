@@ -11,7 +11,7 @@ import pytest
 from flower.utils.search import TaskSearchEngine
 from kombu import Connection
 
-from queueprio.monitoring import MARKER, MAX_LENGTH, kwargs_repr, monitor_options
+from queueprio.broker.flower import MARKER, MAX_LENGTH, kwargs_repr, monitor_options
 from tests.support.flower import running_flower
 from tests.support.polling import lines, wait_for
 from tests.support.tasks import record

@@ -9,10 +9,10 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from queueprio.metrics import rollup
-from queueprio.metrics.aggregate import Durations
-from queueprio.metrics.histogram import DURATION_BOUNDS
-from queueprio.metrics.prometheus import exposition, histogram_buckets
+from queueprio.observability import rollup
+from queueprio.observability.aggregate import Durations
+from queueprio.observability.histogram import DURATION_BOUNDS
+from queueprio.observability.prometheus import exposition, histogram_buckets
 from tests.support.ledger import make_aging_step, make_job, make_rejection
 
 pytestmark = pytest.mark.django_db

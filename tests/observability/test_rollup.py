@@ -8,9 +8,10 @@ import pytest
 from celery import current_app
 from django.utils import timezone
 
-from queueprio.metrics import rollup
-from queueprio.metrics.histogram import DURATION_BOUNDS, quantile_from_histogram
+from queueprio.maintenance.tasks import rollup_metrics
 from queueprio.models import BandSample, DepthSample, MetricTotal, MinuteStat, RollupWatermark
+from queueprio.observability import rollup
+from queueprio.observability.histogram import DURATION_BOUNDS, quantile_from_histogram
 from queueprio.priority import to_amqp
 from tests.support.ledger import make_aging_step, make_job, make_rejection
 from tests.support.polling import wait_for
@@ -136,7 +137,7 @@ def test_prune__deletes_rows_past_retention_in_batches(settings) -> None:
 
 def test_rollup_metrics_task__rolls_up_samples_depth_and_prunes() -> None:
     make_job(queued_at=T, priority=3)
-    result = rollup.rollup_metrics.apply().get()
+    result = rollup_metrics.apply().get()
     assert set(result) == {"minutes", "pruned"}
     assert DepthSample.objects.filter(priority=3, queued=1).exists()
     assert DepthSample.objects.count() == 10
@@ -146,9 +147,9 @@ def test_rollup_metrics_task__rolls_up_samples_depth_and_prunes() -> None:
 @pytest.mark.broker
 @pytest.mark.django_db(transaction=True)
 def test_rollup_metrics_task__runs_in_a_real_worker_as_beat_sends_it(tmp_path, broker) -> None:
-    # Given a worker that imports the rollup (as every worker will once queueprio.signals imports it)
+    # Given a worker that registered queueprio's periodic tasks (autodiscovery, or the app's ready())
     make_job(queued_at=timezone.now(), priority=4)
-    env = {"QUEUEPRIO_EXTRA_TASK_MODULES": "tests.support.tasks,queueprio.metrics.rollup"}
+    env = {"QUEUEPRIO_EXTRA_TASK_MODULES": "tests.support.tasks,queueprio.tasks"}
     with running_worker(tmp_path, env=env):
         # When beat's message arrives (by name, at the priority the periodic task carries)
         current_app.send_task("queueprio.rollup_metrics", priority=to_amqp(1))

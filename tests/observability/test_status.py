@@ -14,7 +14,7 @@ from kombu import Connection
 
 from queueprio.cli.status import render
 from queueprio.cli.table import format_table
-from queueprio.metrics import rollup
+from queueprio.observability import rollup
 from tests.support.ledger import make_job
 from tests.support.polling import wait_for
 from tests.support.worker import running_worker

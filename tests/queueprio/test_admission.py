@@ -11,8 +11,8 @@ from kombu import Connection
 
 from converters import convert, convert_batch
 from queueprio import InvalidPriority, PathOutsideRoot, QueueFull, QuotaExceeded, UnknownTask, enqueue
-from queueprio.batch import submit_batch
 from queueprio.models import AgingStep, Band, Job, PrioritySource, Rejection, UrgentQuota
+from queueprio.submission.batch import submit_batch
 from tests.conftest import queue_depth
 from tests.support.concurrency import run_concurrently
 from tests.support.messages import drain

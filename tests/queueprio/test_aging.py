@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 from kombu import Connection
 
-from queueprio.aging import plan, sweep
+from queueprio.maintenance.aging import plan, sweep
 from queueprio.models import AgingReason, AgingStep, Job
 from tests.conftest import queue_depth
 from tests.support.concurrency import run_concurrently
@@ -81,7 +81,7 @@ def test_sweep__republishes_due_jobs_under_the_same_id_at_a_better_priority(brok
 @pytest.mark.broker
 @pytest.mark.django_db(transaction=True)
 def test_sweep__failed_publish_keeps_the_job_due(broker: Connection, tmp_path, settings, monkeypatch):
-    from queueprio import publish
+    from queueprio.broker import publish
 
     settings.QUEUEPRIO_AGING_THRESHOLD_SECONDS = 1
     result = record.apply_async(args=["x", str(tmp_path / "o")], priority=9)

@@ -14,7 +14,7 @@ from django.db import connection
 from django.utils import timezone
 from kombu import Connection
 
-from queueprio.aging import sweep
+from queueprio.maintenance.aging import sweep
 from queueprio.models import Job, JobState
 from tests.conftest import queue_depth
 from tests.support.polling import lines, wait_for

@@ -16,11 +16,11 @@ import pytest
 from celery.exceptions import Ignore
 from kombu.utils.uuid import uuid
 
-from queueprio import execution
+from queueprio.broker.protocol import HEADER_GENERATION
 from queueprio.models import Job, JobState, PrioritySource
-from queueprio.querysets import JobQuerySet
-from queueprio.routing import HEADER_GENERATION
-from queueprio.submit import new_job
+from queueprio.models.querysets import JobQuerySet
+from queueprio.submission.jobs import new_job
+from queueprio.worker import claim as execution
 from tests.support.tasks import record
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from amqp.exceptions import MessageNacked
 
-from queueprio.confirms import DeferredConfirm
+from queueprio.broker.confirms import DeferredConfirm
 
 
 class FakeConnection:

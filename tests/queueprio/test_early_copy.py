@@ -14,9 +14,9 @@ import pytest
 from kombu import Connection
 from kombu.utils.uuid import uuid
 
-from queueprio import publish
+from queueprio.broker import publish
 from queueprio.models import Job, JobState, PrioritySource
-from queueprio.submit import new_job
+from queueprio.submission.jobs import new_job
 from tests.conftest import queue_depth
 from tests.support.ledger import finished
 from tests.support.polling import lines, wait_for

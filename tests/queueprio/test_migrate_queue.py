@@ -14,10 +14,10 @@ from django.conf import settings as django_settings
 from django.core.management import CommandError, call_command
 from kombu import Connection
 
-from queueprio import legacy
-from queueprio.migrate_queue import Interrupted, Refused, migrate
+from queueprio.broker.protocol import HEADER_BAND, HEADER_GENERATION, HEADER_PRIORITY
 from queueprio.models import Job, JobState, PrioritySource, TaskPriority
-from queueprio.routing import HEADER_BAND, HEADER_GENERATION, HEADER_PRIORITY
+from queueprio.operations import fifo_messages as legacy
+from queueprio.operations.queue_move import Interrupted, Refused, migrate
 from tests.support.ledger import make_job
 from tests.support.messages import declare_plain, depth, drain, publish_celery
 from tests.support.polling import lines, wait_for

@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from queueprio.maintenance.retention import prune
 from queueprio.models import Job, JobState, Rejection
-from queueprio.retention import prune
 
 pytestmark = pytest.mark.django_db
 

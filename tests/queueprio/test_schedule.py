@@ -7,7 +7,7 @@ from celery import current_app
 from django.core.management.sql import emit_post_migrate_signal
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-from queueprio import schedule
+from queueprio.maintenance import schedule
 from queueprio.priority import to_amqp
 
 pytestmark = pytest.mark.django_db
@@ -47,7 +47,7 @@ def test_ensure_all__interval_from_settings(settings) -> None:
 
 
 def test_periodic_tasks__registered_and_routed_at_the_top_priority() -> None:
-    from queueprio.routing import route_task
+    from queueprio.broker.router import route_task
 
     for name in TASKS:
         task = current_app.tasks[name]

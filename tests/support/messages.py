@@ -7,7 +7,7 @@ from typing import Any
 from django.conf import settings
 from kombu import Connection
 
-from queueprio.routing import priority_queue
+from queueprio.celery import priority_queue
 
 
 def drain(conn: Connection, queue: str | None = None, *, limit: int = 10_000) -> list[dict[str, Any]]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from celery import shared_task
 
-from queueprio.tasks import PriorityTask
+from queueprio import PriorityTask
 
 
 def append_line(path: str, line: str) -> None:

@@ -8,11 +8,11 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from converters.api import convert, convert_batch
 from converters.progress import JobView, all_final, progress_line, summary, tally
-from queueprio.exceptions import PublishFailed, Rejected
+from queueprio import PublishFailed, Rejected, jobs
 
 #: Task ids per ledger query while polling (SQLite caps the parameters of one statement).
-POLL_CHUNK = 500
 
 
 class Command(BaseCommand):
@@ -47,8 +47,6 @@ class Command(BaseCommand):
 
     def submit(self, converter: str, files: Sequence[str], priority: int | None) -> tuple[list[str], list[str]]:
         """Submit one job (``convert``) or a batch (``convert_batch``); refusals become ``CommandError``."""
-        from converters.api import convert, convert_batch
-
         try:
             if len(files) == 1:
                 return [convert(converter, files[0], priority=priority).id], []
@@ -86,13 +84,9 @@ class Command(BaseCommand):
 
 def read_jobs(task_ids: Sequence[str]) -> list[JobView]:
     """The ledger's view of ``task_ids``, in the order given."""
-    from queueprio.models import Job
-
-    found: dict[str, JobView] = {}
-    for start in range(0, len(task_ids), POLL_CHUNK):
-        rows = Job.objects.filter(task_id__in=task_ids[start : start + POLL_CHUNK]).values_list(
-            "task_id", "args", "state", "error"
-        )
-        for task_id, args, state, error in rows:
-            found[task_id] = JobView(task_id, str(args[0]) if args else "?", state, error or "")
-    return [found.get(task_id, JobView(task_id, "?", "queued")) for task_id in task_ids]
+    return [
+        JobView(task_id, "?", "queued")
+        if info is None
+        else JobView(task_id, str(info.args[0]) if info.args else "?", info.state, info.error or "")
+        for task_id, info in zip(task_ids, jobs(task_ids), strict=True)
+    ]

@@ -17,8 +17,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
 from converters import convert_batch
-from queueprio import Priority
-from queueprio.models import Job, JobState
+from queueprio import Priority, jobs
 
 WORKLOAD = [
     (Priority.BULK, 120),
@@ -131,14 +130,16 @@ class Command(BaseCommand):
         return procs
 
     def wait_and_report(self, ids: list[str]) -> None:
-        jobs = Job.objects.filter(task_id__in=ids)
         deadline = time.monotonic() + 600
-        while jobs.filter(state__in=[JobState.SUCCEEDED, JobState.FAILED]).count() < len(ids):
+        while True:
+            infos = [info for info in jobs(ids) if info is not None]
+            if sum(info.state in ("succeeded", "failed") for info in infos) >= len(ids):
+                break
             if time.monotonic() > deadline:
                 raise SystemExit("the demo jobs did not finish within 10 minutes; see the worker log")
             time.sleep(0.5)
-        order = jobs.order_by("finished_at").values_list("requested_priority", flat=True)
-        finished = list(order)
+        infos.sort(key=lambda info: info.finished_at or info.queued_at)
+        finished = [info.requested_priority for info in infos]
         self.stdout.write("\npriority  jobs  finished in positions (1 = first)   mean position")
         for priority, count in sorted(WORKLOAD):
             positions = [i + 1 for i, p in enumerate(finished) if p == priority]

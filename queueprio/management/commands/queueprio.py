@@ -15,7 +15,7 @@ from django.core.management.base import BaseCommand, CommandParser
 #: Subcommand name -> the module that implements it.
 SUBCOMMANDS: dict[str, str] = {
     "status": "queueprio.cli.status",
-    "migrate-queue": "queueprio.cli.migrate_queue",
+    "migrate-queue": "queueprio.cli.queue_move",
 }
 
 

@@ -1,0 +1,31 @@
+"""The converters' settings, read from Django settings on every access (``CONVERTERS_<NAME>``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+from django.conf import settings as django_settings
+
+PREFIX = "CONVERTERS_"
+
+
+@dataclass(frozen=True)
+class Defaults:
+    #: Every path a converter reads or writes is confined to this directory.
+    ROOT: str = "var/files"
+
+
+class Settings:
+    """Attribute access reads ``CONVERTERS_<NAME>`` now, falling back to :class:`Defaults`."""
+
+    _defaults = Defaults()
+    _names = frozenset(f.name for f in fields(Defaults))
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in self._names:
+            raise AttributeError(f"unknown converters setting {name!r}")
+        return getattr(django_settings, PREFIX + name, getattr(self._defaults, name))
+
+
+settings = Settings()

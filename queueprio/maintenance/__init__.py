@@ -1,0 +1,1 @@
+"""Periodic upkeep run by beat: the aging sweep, retention, metrics rollup, and first-run setup."""

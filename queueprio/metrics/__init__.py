@@ -1,1 +1,0 @@
-"""Metrics: a per-minute rollup of the ledger, live readings, health and Prometheus exposition."""

@@ -1,0 +1,121 @@
+"""Is the system able to run jobs right now? Broker, database and workers, each checked briefly.
+
+What the report holds is safe to show to a load balancer or a status page: booleans,
+counts and ages. Never a URL, a host name, an exception message (they can carry both),
+a path or a setting.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import celery
+from amqp.exceptions import NotFound
+from django.db import DatabaseError, connection
+
+from ..broker.queues import priority_queue
+from ..conf import settings
+from . import depth
+
+logger = logging.getLogger("queueprio")
+
+#: Seconds the broker check may take to connect; with the ping's
+#: ``QUEUEPRIO_HEALTH_PING_TIMEOUT`` a probe answers within about two seconds.
+CONNECT_TIMEOUT = 1.0
+
+
+@dataclass
+class Health:
+    broker: bool
+    database: bool
+    workers: list[str] = field(default_factory=list)
+    broker_messages: int | None = None
+    by_priority: list[depth.Queued] = field(default_factory=list)
+    by_band: list[depth.Queued] = field(default_factory=list)
+
+    @property
+    def healthy(self) -> bool:
+        return self.broker and self.database and bool(self.workers)
+
+    def as_dict(self, now: datetime) -> dict[str, Any]:
+        """The public report: no worker names (host names), only how many answered."""
+        return {
+            "healthy": self.healthy,
+            "checks": {"broker": self.broker, "database": self.database, "workers": len(self.workers)},
+            "broker_messages": self.broker_messages,
+            "queued": {q.name: q.queued for q in self.by_priority},
+            "oldest_wait_seconds": {q.name: _rounded(q.oldest_wait(now)) for q in self.by_band},
+            "queued_by_band": {q.name: q.queued for q in self.by_band},
+        }
+
+
+def _rounded(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 3)
+
+
+def queue_names() -> list[str]:
+    names = [settings.QUEUE]
+    if settings.LANE_MAX_PRIORITY is not None:
+        names.append(settings.LANE_QUEUE)
+    return names
+
+
+def database_ok() -> bool:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return True
+    except Exception as exc:
+        logger.warning("health: database unreachable error=%s", type(exc).__name__)
+        return False
+
+
+def broker_messages(app: celery.Celery, names: Iterable[str]) -> int | None:
+    """Messages ready in our queues (passive declare: a missing queue is not created), or
+    ``None`` when the broker can't be reached. Includes stale copies of aged jobs."""
+    try:
+        with app.connection_for_write(connect_timeout=CONNECT_TIMEOUT) as conn:
+            conn.ensure_connection(max_retries=1, interval_start=0, timeout=CONNECT_TIMEOUT)  # type: ignore[arg-type]  # kombu takes a float; its stub says int
+            return sum(_ready(conn, name) for name in names)
+    except Exception as exc:
+        logger.warning("health: broker check failed error=%s", type(exc).__name__)
+        return None
+
+
+def _ready(conn: Any, name: str) -> int:
+    try:
+        with conn.channel() as channel:
+            declared: Any = priority_queue(name).bind(channel).queue_declare(passive=True)
+            return int(declared[1])  # (name, messages, consumers); celery-types says str
+    except NotFound:  # not declared yet: no worker has consumed from it, so nothing waits in it
+        return 0
+
+
+def responding_workers(app: celery.Celery) -> list[str]:
+    """Names of the workers that answered a ping within ``QUEUEPRIO_HEALTH_PING_TIMEOUT``."""
+    try:
+        replies = app.control.ping(timeout=settings.HEALTH_PING_TIMEOUT) or []
+    except Exception as exc:
+        logger.warning("health: worker ping failed error=%s", type(exc).__name__)
+        return []
+    return sorted(name for reply in replies for name in reply)
+
+
+def check(now: datetime, app: celery.Celery | None = None) -> Health:
+    app = app or celery.current_app
+    messages = broker_messages(app, queue_names())
+    health = Health(broker=messages is not None, database=database_ok(), broker_messages=messages)
+    if health.broker:
+        health.workers = responding_workers(app)
+    if health.database:
+        try:
+            health.by_priority = depth.by_priority(now)
+            health.by_band = depth.by_band(now)
+        except DatabaseError as exc:  # reachable, but not usable (e.g. not migrated)
+            logger.warning("health: ledger unreadable error=%s", type(exc).__name__)
+            health.database = False
+    return health

@@ -1,0 +1,101 @@
+"""The Celery task base class that sends every submission through queueprio, and ``enqueue``."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import celery
+from celery.exceptions import TimeLimitExceeded
+from celery.result import AsyncResult
+
+# The submission and worker paths are imported inside the methods, pointing down: they import
+# the models, and this module must stay importable before Django's app registry is ready (a
+# project may name PriorityTask as its app's ``task_cls``, or define a task in its celery.py).
+
+
+class PriorityTask(celery.Task[Any, Any]):
+    """Base class for prioritised tasks.
+
+    **``priority=`` means queueprio's scale**, 1 (most urgent) to 10 (least urgent), in
+    ``apply_async``, ``delay`` (through the admin/code defaults) and signatures alike —
+    not Celery's raw AMQP 0–9/0–255. Every way of sending the task (``apply_async``,
+    ``delay``, ``queueprio.enqueue``, a helper) validates, resolves, records and publishes
+    through one path: :func:`queueprio.submission.submit.submit`.
+    """
+
+    #: The marker lower layers recognise a queueprio task by (they can't import this class).
+    queueprio_task: ClassVar[bool] = True
+
+    #: Default priority given in code at registration, on our scale. ``None`` falls through
+    #: to ``QUEUEPRIO_DEFAULT_PRIORITY``. An admin override (TaskPriority) beats it.
+    #: (Celery's own ``Task.priority`` attribute is deprecated and deliberately unused.)
+    queueprio_priority: int | None = None
+
+    #: Celery's own STARTED tracking runs before the claim, so a stale copy would overwrite a
+    #: finished job's result; ``queueprio.worker.run.mark_started`` tracks the claiming copy instead.
+    track_started = False
+
+    def apply_async(
+        self,
+        args: Any = None,
+        kwargs: Any = None,
+        task_id: str | None = None,
+        producer: Any = None,
+        link: Any = None,
+        link_error: Any = None,
+        shadow: str | None = None,
+        **options: Any,
+    ) -> AsyncResult[Any]:
+        from .submission.retry import requeue_for_retry  # see the note at the top
+        from .submission.submit import submit
+
+        if task_id is not None and options.get("retries") and task_id == self.request.id:
+            # Celery's retry(): same task id, a new message. Keep the job's row and priority.
+            return requeue_for_retry(self, task_id, args, kwargs, producer=producer, options=options)
+        return submit(
+            self,
+            args,
+            kwargs,
+            task_id=task_id,
+            producer=producer,
+            link=link,
+            link_error=link_error,
+            shadow=shadow,
+            **options,
+        )
+
+    def prepare_arguments(self, args: list[Any], kwargs: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+        """Validate and normalise arguments before anything is recorded or published.
+
+        Subclasses raise :class:`queueprio.InvalidArguments` to refuse a submission.
+        """
+        return args, kwargs
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from .worker.run import run_claimed  # see the note at the top
+
+        return run_claimed(self, args, kwargs)
+
+    def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        # A hard time limit kills the process before run_claimed can record anything; Celery
+        # then calls this in the worker's main process.
+        if isinstance(exc, TimeLimitExceeded):
+            from .worker.run import fail_after_hard_time_limit  # see the note at the top
+
+            fail_after_hard_time_limit(task_id, self.name, exc)
+
+
+def enqueue(
+    task: PriorityTask | str,
+    args: Any = (),
+    kwargs: dict[str, Any] | None = None,
+    *,
+    priority: int | None = None,
+    **options: Any,
+) -> AsyncResult[Any]:
+    """Submit ``task`` (a PriorityTask or its registered name) at ``priority`` (1 = most urgent)."""
+    if isinstance(task, str):
+        from .submission.submit import lookup_task  # see the note at the top
+
+        task = lookup_task(task)  # type: ignore[assignment]
+    return task.apply_async(args, kwargs, priority=priority, **options)  # type: ignore[union-attr]

@@ -1,0 +1,1 @@
+"""The submission path: validate, resolve, admit (bands, quota), deduplicate, record, publish."""

@@ -1,0 +1,125 @@
+"""Admission control: per-band limits of queued jobs, and the quota on urgent submissions.
+
+The band counter (``Band.queued``) is taken with one conditional ``UPDATE`` — ``queued + n <=
+max_queued`` is checked and applied by the database in the same statement — so concurrent
+submitters, threads or processes, can never push a band past its limit. The counter is taken in
+the same transaction that inserts the ledger rows, and released when a job starts (in the claim's
+transaction), fails to publish, or is cancelled. On PostgreSQL the row lock serialises the
+statement; on SQLite the whole submission holds the database write lock (IMMEDIATE transactions).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db import connection
+from django.utils import timezone
+
+from ..exceptions import QueueFull, QuotaExceeded
+from ..locks import serialise_on
+from ..models import Band, Job, QuotaPolicy, UrgentQuota
+from ..models.querysets import QuotaRow
+
+
+@dataclass(frozen=True)
+class Admission:
+    """Where a job was admitted: its band (``""`` if no band covers its priority) and time limits."""
+
+    band: str = ""
+    soft_time_limit: float | None = None
+    time_limit: float | None = None
+
+
+def band_for(priority: int) -> Band | None:
+    return Band.objects.filter(most_urgent__lte=priority, least_urgent__gte=priority).first()
+
+
+def admit(priority: int, count: int = 1, *, partial: bool = False) -> tuple[Admission, int]:
+    """Take ``count`` places in ``priority``'s band; returns the admission and how many fit.
+
+    Raises :class:`QueueFull` when nothing fits, or when not everything fits and ``partial``
+    is false (all-or-nothing).
+    """
+    taken = _take(priority, count)  # the common case: one statement, no read first
+    if taken is not None:
+        return taken, count
+    band = band_for(priority)
+    if band is None:
+        return Admission(), count
+    wanted = min(count - 1, max(0, (band.max_queued or 0) - band.queued)) if partial else 0
+    while wanted > 0:
+        taken = _take(priority, wanted)
+        if taken is not None:
+            return taken, wanted
+        band.refresh_from_db(fields=["queued", "max_queued"])
+        wanted = min(wanted - 1, max(0, (band.max_queued or 0) - band.queued))
+    band.refresh_from_db(fields=["queued", "max_queued"])
+    raise QueueFull(
+        f"band {band.name!r} (priorities {band.most_urgent}–{band.least_urgent}) is full: "
+        f"{band.queued} queued, limit {band.max_queued}" + (f", {count} more asked" if count > 1 else ""),
+        band=band.name,
+        limit=band.max_queued,
+        depth=band.queued,
+    )
+
+
+def _take(priority: int, count: int) -> Admission | None:
+    """Add ``count`` to the band's counter if the limit allows, in one statement; ``None`` if not.
+
+    The database checks and applies the limit together, so concurrent submitters can't both
+    take the last place. (``UPDATE … RETURNING``: PostgreSQL, and SQLite 3.35+.)
+    """
+    table = connection.ops.quote_name(Band._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET queued = queued + %s "  # noqa: S608  (the table name is ours)
+            "WHERE most_urgent <= %s AND least_urgent >= %s AND (max_queued IS NULL OR queued + %s <= max_queued) "
+            "RETURNING name, soft_time_limit, time_limit",
+            [count, priority, priority, count],
+        )
+        row = cursor.fetchone()
+    return None if row is None else Admission(row[0], row[1], row[2])
+
+
+def counted(quota: QuotaRow | None, priority: int) -> bool:
+    """Does ``quota`` count a submission at ``priority``?"""
+    return quota is not None and quota[0] is not None and priority <= quota[1]
+
+
+def apply_quota(
+    priority: int, caller_key: str, count: int = 1, *, serialised: bool = False, quota: QuotaRow | None = None
+) -> tuple[int, str | None]:
+    """Check the urgent quota for ``caller_key``; returns the priority to use and a note if demoted.
+
+    The quota applies only to submissions that name a caller (``caller_key=``): internal work
+    is not throttled. Raises :class:`QuotaExceeded` under the ``reject`` policy.
+
+    ``serialised``: called inside the transaction that will insert the job. Concurrent
+    submissions of one caller then count one after the other, so together they never pass the
+    limit (``locks.serialise_on`` the caller: on PostgreSQL an advisory lock; on SQLite the
+    IMMEDIATE transaction already holds the write lock).
+    ``quota``: the quota row, if the caller has read it already.
+    """
+    if not caller_key:
+        return priority, None
+    quota = quota or UrgentQuota.objects.current()
+    if quota is None or not counted(quota, priority):
+        return priority, None
+    limit, max_priority, window, policy, demote_to = quota
+    if limit is None:  # counted() said no already; this tells the type checker
+        return priority, None
+    if serialised:
+        serialise_on(f"queueprio.quota:{caller_key}")
+    since = timezone.now() - timedelta(seconds=window)
+    used = Job.objects.filter(caller_key=caller_key, requested_priority__lte=max_priority, queued_at__gte=since)
+    used_count = used.count()
+    if used_count + count <= limit:
+        return priority, None
+    detail = (
+        f"caller {caller_key!r} used {used_count} of {limit} submissions at priority ≤ {max_priority} "
+        f"in the last {window}s"
+    )
+    if policy == QuotaPolicy.DEMOTE:
+        return demote_to, f"{detail}; demoted from {priority} to {demote_to}"
+    raise QuotaExceeded(f"urgent quota exceeded: {detail}", caller_key=caller_key, limit=limit)

@@ -1,0 +1,238 @@
+"""The one submission path: validate, resolve, admit, record, publish.
+
+Every way of sending a queueprio task ends here: ``AnyTask.apply_async``/``delay``,
+``queueprio.enqueue`` and the converters' helpers. Invariants:
+
+* A refused submission raises a :class:`~queueprio.exceptions.Rejected` subclass, stores a
+  :class:`~queueprio.models.Rejection` row, and publishes nothing.
+* A submission returns only once its ledger row is committed and RabbitMQ has confirmed its
+  message. Inside a caller's transaction the message is published when that transaction
+  commits (``on_commit``); otherwise it is sent inside the ledger's own short transaction and
+  confirmed after the commit (``broker.publish.FirstCopy``), so the broker's write and the
+  database's commit overlap. A worker that receives a copy before its row is visible waits for
+  the row (``queueprio.worker``); a copy whose row never commits is dropped.
+* A publish that fails marks the row ``publish_failed`` and raises
+  :class:`~queueprio.exceptions.PublishFailed` to the caller: no ghost jobs, no silent loss.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import celery
+from celery.result import AsyncResult
+from django.db import IntegrityError, transaction
+from kombu.utils.uuid import uuid
+
+from ..broker import publish
+from ..exceptions import QuotaExceeded, UnknownTask
+from ..models import Job, PrioritySource, UrgentQuota
+from ..models.querysets import QuotaRow
+from ..priority import validate_priority
+from ..registry import AnyTask, is_priority_task, prepare_arguments, priority_tasks
+from . import admission, dedup
+from .jobs import new_job, resolve
+from .rejections import record_rejection, refusals_recorded
+
+logger = logging.getLogger("queueprio")
+
+#: apply_async options that are ours, not Celery's.
+OWN_OPTIONS = ("caller_key", "idempotency_key")
+
+
+def lookup_task(name: str) -> AnyTask:
+    """The registered queueprio task called ``name``, or :class:`UnknownTask` (stored)."""
+    task = celery.current_app.tasks.get(name)
+    if not is_priority_task(task):
+        # Not registered yet, perhaps: autodiscovery runs only when this path misses.
+        tasks = priority_tasks()
+        task = tasks.get(name)
+    if task is None or not is_priority_task(task):
+        known = sorted(tasks)
+        exc = UnknownTask(f"unknown task {name!r}; known queueprio tasks: {', '.join(known) or 'none'}", name=name)
+        record_rejection(exc, task_name=name, priority=None)
+        raise exc
+    return task
+
+
+def submit(
+    task: AnyTask,
+    args: Any,
+    kwargs: Any,
+    *,
+    task_id: str | None = None,
+    producer: Any = None,
+    **options: Any,
+) -> AsyncResult[Any]:
+    """Validate, resolve, admit, record and publish one job. See the module docstring."""
+    explicit = options.pop("priority", None)
+    caller_key = options.pop("caller_key", None) or ""
+    key = options.pop("idempotency_key", None)
+    with refusals_recorded(task.name, explicit, caller_key):
+        args, kwargs, priority, source = validate(task, args, kwargs, explicit)
+        quota = UrgentQuota.objects.current() if caller_key else None
+        priority, source = quota_checked(task.name, priority, source, caller_key, quota=quota)
+        if key is not None and (joined := dedup.join(task, key, priority)) is not None:
+            return joined
+        job = new_job(task, args, kwargs, task_id=task_id or uuid(), priority=priority, source=source, options=options)
+        job.caller_key, job.idempotency_key = caller_key, key
+
+        try:
+            if transaction.get_connection().in_atomic_block:
+                # Inside the caller's transaction: publish once it commits (it may roll back).
+                admit_and_record([job], options)
+                transaction.on_commit(lambda: publish.publish(task, job, producer=producer, options=options))
+            else:
+                with publish.FirstCopy(task, job, producer, options) as first:
+
+                    def send_unless_duplicate() -> None:
+                        # Checked again under a lock on the key: a racer may have committed it
+                        # since the check above, and nothing may be sent for a duplicate.
+                        if key is not None and dedup.taken(key):
+                            raise dedup.Duplicate(key)
+                        # A task id the caller chose may be taken: the insert would fail after
+                        # the send, and the copy could claim the other job's row.
+                        if task_id is not None and Job.objects.filter(task_id=task_id).exists():
+                            raise IntegrityError(f"task id {task_id!r} is already in the ledger")
+                        first.send()
+
+                    admit_and_record(
+                        [job],
+                        options,
+                        before_admission=quota_recount([job], caller_key, quota),
+                        before_insert=send_unless_duplicate,
+                    )
+                    log_enqueued(job, caller_key)
+                    first.confirm()
+                return first.result or task.AsyncResult(job.task_id)
+        except (IntegrityError, dedup.Duplicate):
+            # Another submitter inserted the same idempotency key first: join its job.
+            if key is None or (joined := dedup.join(task, key, priority)) is None:
+                raise
+            return joined
+    log_enqueued(job, caller_key)
+    return task.AsyncResult(job.task_id)
+
+
+def quota_recount(jobs: list[Job], caller_key: str, quota: QuotaRow | None) -> Callable[[], None]:
+    """A ``before_admission`` hook: count the caller's urgent quota again, for all of ``jobs``.
+
+    The first check (``quota_checked``, before the transaction) lets racing submissions of one
+    caller all pass; counting again in the transaction that inserts the rows, one caller at a
+    time, makes the limit exact. Only for our own short transaction: held until a caller's
+    transaction ends, the lock on the caller could deadlock against that transaction's band
+    row locks. A recount that demotes changes the jobs' priority before their admission.
+    """
+
+    def recount() -> None:
+        first = jobs[0]
+        if first.priority_source == PrioritySource.DEMOTED or not admission.counted(quota, first.requested_priority):
+            return
+        allowed, source = quota_checked(
+            first.task_name,
+            first.requested_priority,
+            first.priority_source,
+            caller_key,
+            len(jobs),
+            serialised=True,
+            quota=quota,
+        )
+        if source == PrioritySource.DEMOTED:
+            for job in jobs:
+                job.requested_priority = job.effective_priority = allowed
+                job.priority_source = source
+
+    return recount
+
+
+def log_enqueued(job: Job, caller_key: str) -> None:
+    logger.info(
+        "enqueue task_id=%s task=%s priority=%s source=%s band=%s caller=%s",
+        job.task_id,
+        job.task_name,
+        job.effective_priority,
+        job.priority_source,
+        job.band,
+        caller_key,
+    )
+
+
+def validate(task: AnyTask, args: Any, kwargs: Any, explicit: Any) -> tuple[list[Any], dict[str, Any], int, str]:
+    """Refuse bad priorities and arguments; resolve the priority the job gets."""
+    if explicit is not None:
+        validate_priority(explicit)
+    args, kwargs = prepare_arguments(task, list(args or ()), dict(kwargs or {}))
+    priority, source = resolve(task, explicit)
+    return args, kwargs, priority, source
+
+
+def quota_checked(
+    task_name: str,
+    priority: int,
+    source: str,
+    caller_key: str,
+    count: int = 1,
+    *,
+    serialised: bool = False,
+    quota: QuotaRow | None = None,
+) -> tuple[int, str]:
+    """Apply the urgent quota; a demotion is recorded like a refusal (it is one, of the priority)."""
+    allowed, note = admission.apply_quota(priority, caller_key, count, serialised=serialised, quota=quota)
+    if note is None:
+        return priority, source
+    record_rejection(
+        QuotaExceeded(note),
+        task_name=task_name,
+        priority=priority,
+        caller_key=caller_key,
+        band=getattr(admission.band_for(priority), "name", ""),
+    )
+    return allowed, PrioritySource.DEMOTED
+
+
+def admit_and_record(
+    jobs: list[Job],
+    options: dict[str, Any],
+    *,
+    admitted: admission.Admission | None = None,
+    before_admission: Callable[[], None] | None = None,
+    before_insert: Callable[[], None] | None = None,
+) -> None:
+    """Take the jobs' places in their band (unless already ``admitted``) and insert their rows, atomically.
+
+    ``before_admission`` runs first inside the transaction (a single submission counts its
+    caller's quota there); ``before_insert`` once the jobs know their band (a single submission
+    publishes there: see ``publish.FirstCopy``).
+    """
+    if not jobs:
+        return
+    with transaction.atomic():
+        if before_admission is not None:
+            before_admission()
+        if admitted is None:
+            admitted, _ = admission.admit(jobs[0].requested_priority, len(jobs))
+        for job in jobs:
+            job.band = admitted.band
+            # The band's time limits apply unless the caller gave their own.
+            for name, value in (("soft_time_limit", admitted.soft_time_limit), ("time_limit", admitted.time_limit)):
+                if value is not None and options.get(name) is None:
+                    job.options[name] = value
+        if before_insert is not None:
+            before_insert()
+        if len(jobs) == 1:
+            jobs[0].save(force_insert=True)
+        else:
+            Job.objects.bulk_create(jobs)
+
+
+def when_committed(publish_rows: Callable[[], None]) -> None:
+    """Publish now in autocommit mode, or when the surrounding transaction commits.
+
+    Either way the ledger rows are committed first, so a worker always finds its job's row.
+    """
+    if transaction.get_connection().in_atomic_block:
+        transaction.on_commit(publish_rows)
+    else:
+        publish_rows()
