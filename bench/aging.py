@@ -376,7 +376,7 @@ class Stages:
         from django.db import connection
 
         from queueprio.broker import publish
-        from queueprio.models.querysets import JobQuerySet
+        from queueprio.models.job_queries import JobQuerySet
 
         stages = self
         send, due_for_aging, commit = publish.send, JobQuerySet.due_for_aging, connection.commit

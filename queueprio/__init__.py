@@ -25,6 +25,7 @@ from .priority import DEFAULT_PRIORITY, LEAST_URGENT, MOST_URGENT, Priority, to_
 
 if TYPE_CHECKING:
     from .observability.jobs import JobInfo, job, jobs
+    from .operations.cancel import revoke
     from .priority_task import PriorityTask, enqueue
     from .submission.batch import BatchResult, submit_batch
     from .submission.rejections import record_rejection
@@ -50,6 +51,7 @@ __all__ = [
     "job",
     "jobs",
     "record_rejection",
+    "revoke",
     "submit_batch",
     "to_amqp",
     "validate_priority",
@@ -64,6 +66,7 @@ _LAZY = {
     "job": "queueprio.observability.jobs",
     "jobs": "queueprio.observability.jobs",
     "record_rejection": "queueprio.submission.rejections",
+    "revoke": "queueprio.operations.cancel",
     "submit_batch": "queueprio.submission.batch",
 }
 

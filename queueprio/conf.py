@@ -35,6 +35,17 @@ class Defaults:
     #: write and the commit overlap). A worker that gets the copy first waits this long for
     #: the row; a copy whose row never appears (its submission rolled back) is dropped.
     CLAIM_WAIT_SECONDS: float = 5.0
+    #: A started job's run renews its lease every third of this; another copy of the job may run
+    #: it only once the lease has passed, and a run that can't renew stops itself before then
+    #: (``queueprio.worker.lease``). Longer: slower recovery when a worker host is cut off.
+    #: Shorter: more renewals (one UPDATE per running job per third).
+    LEASE_SECONDS: float = 60.0
+    #: The longest a worker's due scheduler sleeps between looks at delayed jobs and lapsed leases
+    #: (it wakes exactly at the next ``eta`` it knows of; this bounds how late a job submitted with
+    #: a shorter countdown than the current sleep can be).
+    SCHEDULER_INTERVAL_SECONDS: float = 0.5
+    #: How often beat reconciles band counters with the ledger; read when the entry is first created.
+    RECONCILE_INTERVAL_SECONDS: float = 300.0
     #: Seconds the health endpoint waits for workers to answer its ping. A worker busy
     #: starting or under heavy load can take longer than half a second to reply.
     HEALTH_PING_TIMEOUT: float = 1.0

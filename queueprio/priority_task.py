@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import celery
 from celery.exceptions import TimeLimitExceeded
 from celery.result import AsyncResult
+
+from .broker.message import REPLACED
 
 # The submission and worker paths are imported inside the methods, pointing down: they import
 # the models, and this module must stay importable before Django's app registry is ready (a
@@ -23,17 +25,26 @@ class PriorityTask(celery.Task[Any, Any]):
     through one path: :func:`queueprio.submission.submit.submit`.
     """
 
-    #: The marker lower layers recognise a queueprio task by (they can't import this class).
-    queueprio_task: ClassVar[bool] = True
+    #: Celery's own STARTED tracking runs before the claim, so a stale copy would overwrite a
+    #: finished job's result; ``queueprio.worker.run.mark_started`` tracks the claiming copy instead.
+    track_started = False
+
+    #: The worker's main-process side of a job's message: it ends a dead run's lease at once.
+    Request = "queueprio.worker.request:JobRequest"
 
     #: Default priority given in code at registration, on our scale. ``None`` falls through
     #: to ``QUEUEPRIO_DEFAULT_PRIORITY``. An admin override (TaskPriority) beats it.
     #: (Celery's own ``Task.priority`` attribute is deprecated and deliberately unused.)
     queueprio_priority: int | None = None
 
-    #: Celery's own STARTED tracking runs before the claim, so a stale copy would overwrite a
-    #: finished job's result; ``queueprio.worker.run.mark_started`` tracks the claiming copy instead.
-    track_started = False
+    @property
+    def queueprio_task(self) -> bool:
+        """The marker lower layers recognise a queueprio task by (they can't import this class).
+
+        Celery's own tasks (``celery.*``: chord_unlock, accumulate, ...) stay plain Celery tasks
+        when a project makes ``PriorityTask`` its app's ``task_cls``.
+        """
+        return not (self.name or "").startswith("celery.")
 
     def apply_async(
         self,
@@ -46,23 +57,28 @@ class PriorityTask(celery.Task[Any, Any]):
         shadow: str | None = None,
         **options: Any,
     ) -> AsyncResult[Any]:
-        from .submission.retry import requeue_for_retry  # see the note at the top
-        from .submission.submit import submit
+        from .submission import retry, submit  # see the note at the top
 
-        if task_id is not None and options.get("retries") and task_id == self.request.id:
-            # Celery's retry(): same task id, a new message. Keep the job's row and priority.
-            return requeue_for_retry(self, task_id, args, kwargs, producer=producer, options=options)
-        return submit(
-            self,
-            args,
-            kwargs,
-            task_id=task_id,
-            producer=producer,
-            link=link,
-            link_error=link_error,
-            shadow=shadow,
-            **options,
-        )
+        if not self.queueprio_task or self.app.conf.task_always_eager:
+            # Eager runs in the caller's process: no broker, no priority, nothing to record.
+            options = submit.celery_options(options)
+            options.pop("priority", None)
+            return super().apply_async(args, kwargs, task_id, producer, link, link_error, shadow, **options)
+        options.update(link=link, link_error=link_error, shadow=shadow)
+        running = self.app.current_worker_task
+        if task_id is not None and running is not None and getattr(running.request, "id", None) == task_id:
+            # The running job sends its own id again: Celery's retry(), or replace(). The job is
+            # handed on when its run ends (queueprio.worker.followup), not now.
+            kind = "replace" if getattr(running.request, REPLACED, False) else "retry"
+            if getattr(running, "queueprio_task", False):
+                retry.follow_up(kind, self, running, args, kwargs, producer=producer, options=options)
+                return self.AsyncResult(task_id)
+        return submit.submit(self, args, kwargs, task_id=task_id, producer=producer, **options)
+
+    def on_replace(self, sig: Any) -> Any:
+        # Marks the request, so the apply_async that replace() makes is read as a hand-over.
+        setattr(self.request, REPLACED, True)
+        return super().on_replace(sig)
 
     def prepare_arguments(self, args: list[Any], kwargs: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
         """Validate and normalise arguments before anything is recorded or published.
@@ -72,6 +88,8 @@ class PriorityTask(celery.Task[Any, Any]):
         return args, kwargs
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if not self.queueprio_task:
+            return super().__call__(*args, **kwargs)
         from .worker.run import run_claimed  # see the note at the top
 
         return run_claimed(self, args, kwargs)
@@ -79,7 +97,7 @@ class PriorityTask(celery.Task[Any, Any]):
     def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
         # A hard time limit kills the process before run_claimed can record anything; Celery
         # then calls this in the worker's main process.
-        if isinstance(exc, TimeLimitExceeded):
+        if isinstance(exc, TimeLimitExceeded) and self.queueprio_task:
             from .worker.run import fail_after_hard_time_limit  # see the note at the top
 
             fail_after_hard_time_limit(task_id, self.name, exc)

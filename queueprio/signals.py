@@ -1,17 +1,19 @@
-"""Signal handlers: seed queueprio's tables after ``migrate``, and the task table when a worker starts."""
+"""Signal receivers: seed queueprio's tables after ``migrate``; wire a worker's queueprio parts when it starts."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from celery.signals import worker_ready
+from celery.signals import task_revoked, worker_init, worker_ready, worker_shutdown
 from django.db.models.signals import post_migrate
 from django.dispatch import receiver
 
+from .maintenance.due import ticker
 from .maintenance.schedule import ensure_all
 from .maintenance.setup import seed_from_settings
 from .registry import sync_task_priorities
+from .worker.revoke import install_revoke_command, on_task_revoked
 
 logger = logging.getLogger("queueprio")
 
@@ -29,10 +31,34 @@ def seed_after_migrate(sender: Any, app_config: Any = None, using: str = "defaul
         logger.info("created periodic task %r", name)
 
 
+@worker_init.connect(dispatch_uid="queueprio.worker_init")
+def wire_worker(**kwargs: Any) -> None:
+    """A revoke broadcast is recorded in the ledger by every worker that gets it (``worker.revoke``)."""
+    install_revoke_command()
+
+
 @worker_ready.connect(dispatch_uid="queueprio.sync_on_worker_ready")
-def sync_on_worker_ready(**kwargs: Any) -> None:
+def sync_on_worker_ready(sender: Any = None, **kwargs: Any) -> None:
     # A converter added in code shows up in the admin as soon as a worker runs it.
     try:
         sync_task_priorities()
     except Exception:  # the worker must start even if the table isn't migrated yet
         logger.exception("could not sync task default priorities")
+    # On the worker's event loop (the sender is its consumer), or a thread where there is none.
+    ticker.start(getattr(sender, "hub", None))
+
+
+@worker_shutdown.connect(dispatch_uid="queueprio.stop_ticker")
+def stop_ticker(**kwargs: Any) -> None:
+    ticker.stop()
+
+
+@task_revoked.connect(dispatch_uid="queueprio.task_revoked")
+def record_revoked(
+    sender: Any = None, request: Any = None, terminated: bool = False, expired: bool = False, **kwargs: Any
+) -> None:
+    """A worker dropped or terminated a revoked or expired job: the ledger says so too."""
+    try:
+        on_task_revoked(request, terminated, expired)
+    except Exception:  # never break the worker's own revoke handling
+        logger.exception("could not record a revoke in the ledger")

@@ -9,9 +9,9 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
-from .maintenance.tasks import age_waiting_jobs, prune, rollup_metrics
+from .maintenance.tasks import age_waiting_jobs, prune, reconcile_bands, rollup_metrics
 
-__all__ = ["age_waiting_jobs", "prune", "rollup_metrics"]
+__all__ = ["age_waiting_jobs", "prune", "reconcile_bands", "rollup_metrics"]
 
 
 def __getattr__(name: str) -> Any:

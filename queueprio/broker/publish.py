@@ -1,34 +1,110 @@
-"""Turn a ledger row into a broker message: the only place that calls Celery's own apply_async."""
+"""Publishing a job's copies, each one the job's stored message (``broker.message``), with confirms.
+
+The only place that sends task messages: the first copy (``FirstCopy``, or ``publish`` after a
+caller's commit), many copies pipelined (``send_confirmed``: batches, the aging sweep, due jobs,
+recoveries), and one copy (``send``). Every copy is published ``mandatory`` and confirmed.
+"""
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import celery
 from amqp.exceptions import MessageNacked
+from django.db import transaction
 from django.utils import timezone
 
 from ..conf import settings
 from ..exceptions import PublishFailed
 from ..models import Band, Job, JobState
-from ..registry import AnyTask
 from .confirms import ConfirmTracker, DeferredConfirm
 from .events import sent_events, unconfirmed
-from .flower import monitor_options
-from .protocol import (
-    HEADER_BAND,
-    HEADER_GENERATION,
-    HEADER_PRIORITY,
-    HEADER_QUEUED_AT,
-    HEADER_REQUESTED,
-    amqp_priority,
-)
-
-if TYPE_CHECKING:
-    from celery.result import AsyncResult
+from .message import StoredMessage, copy_headers
+from .protocol import amqp_priority
+from .queues import queue_for
 
 logger = logging.getLogger("queueprio")
+
+
+def message_of(job: Job) -> StoredMessage:
+    """The job's stored message (decoded once per row object)."""
+    cached: StoredMessage | None = getattr(job, "_qp_message", None)
+    if cached is None:
+        if job.message_body is None:
+            raise ValueError(f"job {job.task_id} has no stored message")
+        cached = StoredMessage.from_ledger(job.message_body, job.message_meta)
+        job._qp_message = cached  # type: ignore[attr-defined]
+    return cached
+
+
+def keep_message(job: Job, message: StoredMessage) -> None:
+    """Give a row (saved or not) its message: the columns, and the decoded form for this process."""
+    job.message_body = message.body
+    job.message_meta = message.meta_text()
+    job._qp_message = message  # type: ignore[attr-defined]
+
+
+def route_of(app: celery.Celery, job: Job, message: StoredMessage) -> tuple[str, str, str, list[Any]]:
+    """``(queue, exchange, routing key, declare)`` for the job's newest copy.
+
+    A message that Celery routed to one of queueprio's queues follows the job's priority (the
+    reserved lane when it is urgent enough); one routed elsewhere by the caller stays there.
+    """
+    ours = {settings.QUEUE, settings.LANE_QUEUE}
+    name = queue_for(job.effective_priority) if message.queue in ours else message.queue
+    queue = app.amqp.queues.get(name)
+    if queue is None:
+        return name, message.exchange, message.routing_key, []
+    if (queue.exchange.type or "direct") == "direct":  # as Celery sends it: the default exchange
+        return name, "", name, [queue]
+    return name, queue.exchange.name, queue.routing_key or name, [queue]
+
+
+def _publish_copy(
+    app: celery.Celery, job: Job, producer: Any, *, retry: bool = False, retry_policy: dict[str, Any] | None = None
+) -> None:
+    message = message_of(job)
+    queue, exchange, routing_key, declare = route_of(app, job, message)
+    priority = job.effective_priority
+    headers = copy_headers(
+        message,
+        generation=job.generation,
+        priority=priority,
+        requested=job.requested_priority,
+        queued_at=(job.eta or job.queued_at).timestamp(),
+        token=job.token,
+        display_kwargs=job.kwargs,
+    )
+    producer.publish(
+        message.body,
+        exchange=exchange,
+        routing_key=routing_key,
+        content_type=message.content_type,
+        content_encoding=message.content_encoding,
+        compression="",  # the stored body is already compressed, if the caller asked for it
+        headers=headers,
+        priority=amqp_priority(priority),
+        delivery_mode=message.delivery_mode,
+        mandatory=True,
+        declare=declare,
+        retry=retry,
+        retry_policy=retry_policy or app.conf.task_publish_retry_policy,
+        **message.properties,
+    )
+    job.queue = queue
+    if message.sent_event is not None:
+        # Flower's task-sent event, on a channel that doesn't wait for confirms (broker.events).
+        fields = {
+            **message.sent_event,
+            "kwargs": headers["kwargsrepr"],
+            "retries": headers.get("retries", 0),
+            "eta": None,
+            "queue": queue,
+            "exchange": exchange,
+            "routing_key": routing_key,
+        }
+        sent_events(app).publish("task-sent", fields, producer)
 
 
 class MessageReturned(Exception):
@@ -58,45 +134,28 @@ def returned_on(channel: Any) -> dict[str, str]:
     return returned
 
 
-def send(task: AnyTask, job: Job, *, producer: Any = None, options: dict[str, Any] | None = None) -> None:
-    """Publish the job's newest copy (``job.generation``) at its effective priority.
+def send(
+    job: Job,
+    *,
+    app: celery.Celery | None = None,
+    producer: Any = None,
+    retry: bool | None = None,
+    retry_policy: dict[str, Any] | None = None,
+) -> None:
+    """Publish the job's newest copy (``job.generation``) at its effective priority, confirmed.
 
-    ``options`` are the caller's Celery options for a first publish; a republish has only
-    what the row kept. Raises whatever the broker raised, or :class:`MessageReturned` when
-    no queue took the message; callers decide what a failure means for the row.
+    ``retry``/``retry_policy``: the caller's, for a first copy; the app's otherwise. Raises
+    whatever the broker raised, or :class:`MessageReturned` when no queue took the message;
+    callers decide what a failure means for the row.
     """
-    with task.app.producer_or_acquire(producer) as acquired:
+    app = app or celery.current_app
+    retry = app.conf.task_publish_retry if retry is None else retry
+    with app.producer_or_acquire(producer) as acquired:
         returned = returned_on(acquired.channel)
-        _publish_copy(task, job, acquired, options)
+        _publish_copy(app, job, acquired, retry=bool(retry), retry_policy=retry_policy)
     # With a confirm per message the return has arrived by now; a pipelined publisher
     # (send_confirmed, FirstCopy) looks once its confirms are in.
     _raise_if_returned(returned, job)
-
-
-def _publish_copy(task: AnyTask, job: Job, producer: Any, options: dict[str, Any] | None) -> AsyncResult[Any]:
-    options = {**monitor_options(job), **job.options, **(options or {})}
-    options.pop("headers", None)
-    if job.eta is not None:
-        options["eta"] = job.eta
-    headers = {
-        HEADER_PRIORITY: job.effective_priority,
-        HEADER_GENERATION: job.generation,
-        HEADER_BAND: job.band,
-        HEADER_REQUESTED: job.requested_priority,
-        HEADER_QUEUED_AT: (job.eta or job.queued_at).timestamp(),
-    }
-    # Options Celery passes through to kombu, which celery-types doesn't list.
-    options.update(mandatory=True, event_dispatcher=sent_events(task.app))
-    return celery.Task.apply_async(
-        task,
-        job.args,
-        job.kwargs,
-        task_id=job.task_id,
-        producer=producer,
-        priority=amqp_priority(job.effective_priority),
-        headers=headers,  # type: ignore[arg-type]  # values need not be str
-        **options,
-    )
 
 
 def _raise_if_returned(returned: dict[str, str], job: Job) -> None:
@@ -105,10 +164,17 @@ def _raise_if_returned(returned: dict[str, str], job: Job) -> None:
         raise MessageReturned(f"the broker returned the message: {reason}")
 
 
-def publish(task: AnyTask, job: Job, *, producer: Any = None, options: dict[str, Any] | None = None) -> None:
+def publish(
+    job: Job,
+    *,
+    app: celery.Celery | None = None,
+    producer: Any = None,
+    retry: bool | None = None,
+    retry_policy: dict[str, Any] | None = None,
+) -> None:
     """Publish a job's first copy; on failure mark its row and raise ``PublishFailed``."""
     try:
-        send(task, job, producer=producer, options=options)
+        send(job, app=app, producer=producer, retry=retry, retry_policy=retry_policy)
     except Exception as exc:
         failed(job, exc)
 
@@ -120,15 +186,16 @@ def failed(job: Job, exc: BaseException) -> None:
     to a waiting consumer before it confirms it, so a copy whose confirm was lost can still
     have arrived. Telling that caller "failed" would invite a second submission of a job that runs.
     """
-    marked = Job.objects.filter(pk=job.pk, generation=job.generation, state=JobState.QUEUED).update(
-        state=JobState.PUBLISH_FAILED,
-        error=f"publish failed: {exc}",
-        finished_at=timezone.now(),
-        next_aging_at=None,
-    )
-    if marked:
-        Band.objects.release(job.band)
-    else:
+    with transaction.atomic():  # the row and its band's counter change together
+        marked = Job.objects.filter(pk=job.pk, generation=job.generation, state=JobState.QUEUED).update(
+            state=JobState.PUBLISH_FAILED,
+            error=f"publish failed: {exc}",
+            finished_at=timezone.now(),
+            next_aging_at=None,
+        )
+        if marked:
+            Band.objects.release(job.band_id)
+    if not marked:
         claimed = Job.objects.filter(pk=job.pk).values_list("claimed_generation", flat=True).first()
         if claimed is not None and claimed >= job.generation:
             logger.warning(
@@ -153,7 +220,8 @@ class FirstCopy:
 
     ``submit`` (outside a caller's transaction) runs::
 
-        with FirstCopy(task, job, producer, options) as first:
+        with FirstCopy(app, producer) as first:
+            job = ...capture the message with first.producer...
             with transaction.atomic():
                 ...admit...; first.send(); ...insert the row...
             first.confirm()
@@ -177,13 +245,14 @@ class FirstCopy:
     marks the row ``publish_failed`` and raises ``PublishFailed``.
     """
 
-    def __init__(self, task: AnyTask, job: Job, producer: Any = None, options: dict[str, Any] | None = None):
-        self.task, self.job, self.options = task, job, options
-        self._producer = task.app.producer_or_acquire(producer)
+    def __init__(
+        self, app: celery.Celery, producer: Any = None, *, retry: bool | None = None, retry_policy: Any = None
+    ):
+        self.app, self.retry, self.retry_policy = app, retry, retry_policy
+        self._producer = app.producer_or_acquire(producer)
+        self.job: Job | None = None
         self.error: BaseException | None = None
         self.deferred: DeferredConfirm | None = None
-        #: Celery's result handle for the job, once sent.
-        self.result: AsyncResult[Any] | None = None
         #: Set when the producer's connection is known broken: the pool then replaces it.
         self.broken: BaseException | None = None
 
@@ -216,12 +285,12 @@ class FirstCopy:
             else:
                 self._producer.__exit__(type(broken), broken, broken.__traceback__)
 
-    def send(self) -> None:
+    def send(self, job: Job) -> None:
         """Publish once, without waiting for the confirm. Call inside the transaction, after admission."""
+        self.job = job
         try:
             with DeferredConfirm(self.producer.channel) as self.deferred:
-                options = {**(self.options or {}), "retry": False}
-                self.result = _publish_copy(self.task, self.job, self.producer, options)
+                _publish_copy(self.app, job, self.producer, retry=False)
         except Exception as exc:
             self.error = exc
 
@@ -230,23 +299,26 @@ class FirstCopy:
 
         Raises ``PublishFailed`` (and marks the row) when the job could not be published.
         """
+        job = self.job
+        if job is None:
+            return
         try:
             if self.error is not None:
                 raise self.error
             if self.deferred is not None:
                 self.deferred.wait(float(settings.CONFIRM_TIMEOUT))
-            _raise_if_returned(self.returned, self.job)
+            _raise_if_returned(self.returned, job)
             return
         except (MessageReturned, MessageNacked) as exc:
-            failed(self.job, exc)  # the broker answered: publishing again would get the same answer
+            failed(job, exc)  # the broker answered: publishing again would get the same answer
             return
         except Exception as exc:
             logger.warning(
-                "publish inside the transaction failed, publishing again task_id=%s error=%r", self.job.task_id, exc
+                "publish inside the transaction failed, publishing again task_id=%s error=%r", job.task_id, exc
             )
             if self.error is None or (self.deferred is not None and self.deferred.unacked):
                 self._discard(exc)  # no ack read: the channel is out of step
-        publish(self.task, self.job, producer=self.producer, options=self.options)
+        publish(job, app=self.app, producer=self.producer, retry=self.retry, retry_policy=self.retry_policy)
 
     def _discard(self, exc: BaseException) -> None:
         """Drop the AMQP connection under the producer, without network I/O (the broker may be the
@@ -262,7 +334,7 @@ class FirstCopy:
             logger.debug("discarding the producer's connection failed", exc_info=True)
 
 
-def send_confirmed(app: Any, copies: list[tuple[AnyTask, Job]]) -> tuple[list[bool], BaseException | None]:
+def send_confirmed(app: celery.Celery, copies: list[Job]) -> tuple[list[bool], BaseException | None]:
     """Publish many copies on one connection and wait for their confirms once, at the end.
 
     Returns, per copy, whether RabbitMQ confirmed it, and the error that stopped publishing
@@ -277,10 +349,10 @@ def send_confirmed(app: Any, copies: list[tuple[AnyTask, Job]]) -> tuple[list[bo
             returned = returned_on(conn.default_channel)
             producer = app.amqp.Producer(conn.default_channel, auto_declare=False)
             try:
-                for task, job in copies:
+                for job in copies:
                     first = tracker.next_tag
                     # No retry: a reconnect would restart the delivery tags.
-                    send(task, job, producer=producer, options={"retry": False})
+                    _publish_copy(app, job, producer, retry=False)
                     spans.append((first, tracker.next_tag))
             except Exception as exc:
                 error = exc
@@ -289,9 +361,9 @@ def send_confirmed(app: Any, copies: list[tuple[AnyTask, Job]]) -> tuple[list[bo
             # decided no queue takes it. It counts as not published.
             confirmed = [
                 tracker.confirmed(*span) and job.task_id not in returned
-                for (_, job), span in zip(copies, spans, strict=False)
+                for job, span in zip(copies, spans, strict=False)
             ]
-            bounced = [job.task_id for _, job in copies if job.task_id in returned]
+            bounced = [job.task_id for job in copies if job.task_id in returned]
             if bounced and error is None:
                 error = MessageReturned(f"the broker returned {len(bounced)} message(s): {returned[bounced[0]]}")
     except Exception as exc:  # the connection itself failed: nothing published is known to be confirmed

@@ -13,42 +13,49 @@ and a duplicate submission that asks for more urgency all come here. Invariants 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
 from ..conf import settings
-from ..models import AgingStep, Job, JobState
+from ..models import AgingStep, Band, Job, JobState
 from ..priority import next_aging_at
-from ..registry import AnyTask
 from . import publish
 
 logger = logging.getLogger("queueprio")
 
 
+@dataclass(frozen=True)
+class Step:
+    """One republish: why, and what else changes with it."""
+
+    reason: str
+    #: Aging restarts from now, and the new priority becomes the requested one (admin, dedup).
+    reset_aging: bool = False
+    #: The band whose place the job holds from now on (its old place is given back), if it moves.
+    band_id: int | None = None
+    #: Who asked, for a raise by a duplicate submission (the urgent quota counts it).
+    caller_key: str = ""
+
+
 def republish(
-    task: AnyTask,
-    job: Job,
-    priority: int,
-    *,
-    reason: str,
-    now: datetime | None = None,
-    next_at: datetime | None = None,
-    reset_aging: bool = False,
+    job: Job, priority: int, step: Step, *, now: datetime | None = None, next_at: datetime | None = None
 ) -> bool:
     """Publish copy ``generation + 1`` of a queued job at ``priority``, then record it.
 
-    The one republish path: aging, recovery, an admin's "set priority" and a duplicate
-    submission that asks for more urgency all come here. Returns ``False`` (and changes
-    nothing) if the publish failed or the job stopped being queued meanwhile.
+    The one path for a single republish: an admin's "set priority", a duplicate submission that
+    asks for more urgency, a recovery. Returns ``False`` (and changes nothing) if the publish
+    failed or the job stopped being queued meanwhile.
     """
     now = now or timezone.now()
     old_generation, old_priority = job.generation, job.effective_priority
     job.generation, job.effective_priority = old_generation + 1, priority
     try:
-        publish.send(task, job)
+        publish.send(job)
     except Exception as exc:
         logger.warning(
             "republish failed task_id=%s task=%s priority=%s->%s error=%s; keeping the previous copy",
@@ -60,9 +67,7 @@ def republish(
         )
         job.generation, job.effective_priority = old_generation, old_priority
         return False
-    return record(
-        job, old_generation, old_priority, priority, reason=reason, now=now, next_at=next_at, reset_aging=reset_aging
-    )
+    return record(job, old_generation, old_priority, priority, step, now=now, next_at=next_at)
 
 
 def record(
@@ -70,28 +75,33 @@ def record(
     old_generation: int,
     old_priority: int,
     priority: int,
+    step: Step,
     *,
-    reason: str,
     now: datetime,
     next_at: datetime | None,
-    reset_aging: bool = False,
 ) -> bool:
     """Move the row to the confirmed copy's generation (if still queued at the old one) and log the step."""
-    changes = {"generation": F("generation") + 1, "effective_priority": priority, "published_at": now}
-    changes["next_aging_at"] = next_at if not reset_aging else next_aging_at(now, threshold=settings.aging_threshold())
-    if reset_aging:
+    changes: dict[str, Any] = {"generation": F("generation") + 1, "effective_priority": priority, "published_at": now}
+    changes["next_aging_at"] = next_aging_at(now, threshold=settings.aging_threshold()) if step.reset_aging else next_at
+    if step.reset_aging:
         changes.update(requested_priority=priority, aging_since=now)
+    if step.band_id is not None:
+        changes["band_id"] = step.band_id
     waited = (now - job.queued_at).total_seconds()
     with transaction.atomic():
         updated = Job.objects.filter(pk=job.pk, state=JobState.QUEUED, generation=old_generation).update(**changes)
         if updated:
+            if step.band_id is not None:
+                Band.objects.release(job.band_id)  # the old place; the new one was taken before the publish
+                job.band_id = step.band_id
             AgingStep.objects.create(
                 job=job,
                 from_priority=old_priority,
                 to_priority=priority,
                 generation=old_generation + 1,
                 waited_seconds=waited,
-                reason=reason,
+                reason=step.reason,
+                caller_key=step.caller_key,
                 at=now,
             )
     logger.info(
@@ -100,7 +110,7 @@ def record(
         job.task_name,
         old_priority,
         priority,
-        reason,
+        step.reason,
         old_generation + 1,
         waited,
         bool(updated),

@@ -43,11 +43,13 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from ..broker import publish
+from ..broker.republish import Step as RepublishStep
 from ..broker.republish import record
 from ..conf import settings
-from ..models import AgingReason, Job
+from ..models import AgingReason, Job, JobState
 from ..priority import aged_priority, next_aging_delay
 from ..registry import AnyTask, priority_tasks
+from ..worker.revoke import end_in_ledger
 
 logger = logging.getLogger("queueprio")
 
@@ -58,6 +60,7 @@ class SweepReport:
     aged: int = 0
     recovered: int = 0
     failed: int = 0
+    expired: int = 0
 
 
 @dataclass(frozen=True)
@@ -131,25 +134,30 @@ def _sweep_batch(now: datetime, size: int, tasks: dict[str, AnyTask], report: Sw
             due = due.select_for_update(skip_locked=True)
         batch = list(due[:size])
         copies = []
+        expired: list[str] = []
         for job in batch:
             report.due += 1
+            if job.expires_at is not None and job.expires_at <= now:  # never republished, never run
+                expired.append(job.task_id)
+                continue
             step, task = plan(job, now), tasks.get(job.task_name)
             if step.priority is None or task is None:  # nothing to publish (or the task is gone from the code)
                 Job.objects.filter(pk=job.pk).update(next_aging_at=step.next_at if task else None)
                 continue
             copies.append((task, job, step, step.priority, job.generation, job.effective_priority))
             job.generation, job.effective_priority = job.generation + 1, step.priority
-        confirmed, error = publish.send_confirmed(celery.current_app, [(task, job) for task, job, *_ in copies])
+        confirmed, error = publish.send_confirmed(celery.current_app, [job for _, job, *_ in copies])
         for (_, job, step, new_priority, generation, priority), ok in zip(copies, confirmed, strict=True):
             # An unconfirmed copy leaves its row as it was: the old copy stands, the job stays due.
             recorded = ok and record(
-                job, generation, priority, new_priority, reason=step.reason, now=now, next_at=step.next_at
+                job, generation, priority, new_priority, RepublishStep(step.reason), now=now, next_at=step.next_at
             )
             if recorded:
                 report.recovered += step.reason == AgingReason.RECOVER
                 report.aged += step.reason == AgingReason.AGING
             else:
                 report.failed += 1
+    report.expired += len(end_in_ledger(expired, JobState.EXPIRED, reason="expired while it waited"))
     if error is not None:
         logger.warning("aging sweep: %s copies not confirmed (%s); they stay due", report.failed, error)
         return 0  # the broker is in trouble: stop here, the next sweep retries

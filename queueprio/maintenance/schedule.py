@@ -34,6 +34,12 @@ def entries() -> list[Entry]:
             "Rolls the job ledger up into per-minute metrics, samples queue depth, prunes old metrics.",
         ),
         Entry(
+            "queueprio: reconcile band counters",
+            "queueprio.reconcile",
+            settings.RECONCILE_INTERVAL_SECONDS,
+            "Recomputes each band's queued counter from the ledger; logs and fixes any drift.",
+        ),
+        Entry(
             "queueprio: prune old rows",
             "queueprio.prune",
             3600,

@@ -15,12 +15,15 @@ import celery
 from django.utils import timezone
 
 from ..observability import rollup
-from . import aging, retention
+from . import aging, due, reconcile, retention
 
 
 @celery.shared_task(name="queueprio.age_waiting_jobs", base=celery.Task, queueprio_maintenance=True, ignore_result=True)
 def age_waiting_jobs() -> dict[str, int]:
-    """Republish waiting jobs at a better priority (see ``queueprio.maintenance.aging``)."""
+    """Republish waiting jobs at a better priority (see ``queueprio.maintenance.aging``); also publish
+    due delayed jobs and recover lapsed leases, in case no worker's own ticker is doing it."""
+    due.release_due()
+    due.recover_leases()
     return asdict(aging.sweep())
 
 
@@ -28,6 +31,12 @@ def age_waiting_jobs() -> dict[str, int]:
 def prune() -> dict[str, int]:
     """Delete rejections and finished jobs past their retention (see ``queueprio.maintenance.retention``)."""
     return retention.prune()
+
+
+@celery.shared_task(name="queueprio.reconcile", base=celery.Task, queueprio_maintenance=True, ignore_result=True)
+def reconcile_bands() -> dict[str, int]:
+    """Recompute band counters from the ledger; report and fix drift (see ``queueprio.maintenance.reconcile``)."""
+    return {drift.band: drift.ledger - drift.counter for drift in reconcile.reconcile()}
 
 
 @celery.shared_task(name="queueprio.rollup_metrics", base=celery.Task, queueprio_maintenance=True, ignore_result=True)

@@ -7,17 +7,40 @@ from django.utils.translation import gettext_lazy as _
 
 
 class JobState(models.TextChoices):
+    #: Waiting for its ``eta``/``countdown`` in the ledger, not in the broker nor in its band.
+    SCHEDULED = "scheduled", _("scheduled")
+    #: Its newest copy is in the broker; it holds a place in its band.
     QUEUED = "queued", _("queued")
+    #: A copy won the claim and runs (under a lease its process renews).
     STARTED = "started", _("started")
     SUCCEEDED = "succeeded", _("succeeded")
     FAILED = "failed", _("failed")
     PUBLISH_FAILED = "publish_failed", _("publish failed")
+    #: Revoked (``queueprio.revoke``, ``AsyncResult.revoke``, the admin's Cancel): never runs again.
     CANCELLED = "cancelled", _("cancelled")
+    #: Its ``expires`` passed before it ran.
+    EXPIRED = "expired", _("expired")
+    #: The task raised ``celery.exceptions.Ignore``.
+    IGNORED = "ignored", _("ignored")
+    #: The task raised ``celery.exceptions.Reject(requeue=False)``.
+    REJECTED = "rejected", _("rejected")
+    #: ``Task.replace()`` handed the task id to a task outside queueprio.
+    REPLACED = "replaced", _("replaced")
 
 
-#: States in which a job still holds its idempotency key and may still run.
-ACTIVE_STATES = (JobState.QUEUED, JobState.STARTED)
-FINISHED_STATES = (JobState.SUCCEEDED, JobState.FAILED, JobState.PUBLISH_FAILED, JobState.CANCELLED)
+#: States in which a job may still run and holds its idempotency key.
+ACTIVE_STATES = (JobState.SCHEDULED, JobState.QUEUED, JobState.STARTED)
+#: Terminal states: nothing of the job runs any more (until a retry or a resend of its task id).
+FINISHED_STATES = (
+    JobState.SUCCEEDED,
+    JobState.FAILED,
+    JobState.PUBLISH_FAILED,
+    JobState.CANCELLED,
+    JobState.EXPIRED,
+    JobState.IGNORED,
+    JobState.REJECTED,
+    JobState.REPLACED,
+)
 
 
 class PrioritySource(models.TextChoices):
@@ -36,6 +59,10 @@ class AgingReason(models.TextChoices):
     DEDUP = "dedup", _("raised by a duplicate submission")
     RETRY = "retry", _("retry")
     RECOVER = "recover", _("lost copy republished")
+    DUE = "due", _("scheduled time reached")
+    LEASE = "lease", _("run's lease expired; run again")
+    RESEND = "resend", _("its task id sent again")
+    REQUEUE = "requeue", _("rejected with requeue")
 
 
 class RejectionReason(models.TextChoices):

@@ -71,6 +71,12 @@ class Band(models.Model):
             "Admission counter: taken on submit, released when a job starts, fails to publish or is cancelled."
         ),
     )
+    corrections = models.PositiveBigIntegerField(
+        _("counter corrections"),
+        default=0,
+        editable=False,
+        help_text=_("Jobs by which reconciling with the ledger had to correct the counter, in all (drift)."),
+    )
     soft_time_limit = models.FloatField(
         _("soft time limit (s)"), null=True, blank=True, help_text=_("The job fails with a clear error past this.")
     )

@@ -8,7 +8,7 @@ from django.utils.translation import gettext_lazy as _
 
 from .choices import AgingReason, JobState, PrioritySource
 from .fields import PRIORITY_HELP, in_range
-from .querysets import JobQuerySet
+from .job_queries import JobQuerySet
 
 
 class Job(models.Model):
@@ -17,11 +17,17 @@ class Job(models.Model):
     id = models.BigAutoField(primary_key=True)
     task_id = models.CharField(_("task id"), max_length=255, unique=True)
     task_name = models.CharField(_("task"), max_length=200)
-    args = models.JSONField(_("args"), default=list, blank=True)
-    kwargs = models.JSONField(_("kwargs"), default=dict, blank=True)
-    options = models.JSONField(
-        _("publish options"), default=dict, blank=True, help_text=_("Celery options kept for republishing the job.")
+    args = models.JSONField(
+        _("args"), default=list, blank=True, help_text=_("For reading and search; the job runs from its message.")
     )
+    kwargs = models.JSONField(
+        _("kwargs"), default=dict, blank=True, help_text=_("For reading and search; the job runs from its message.")
+    )
+    #: The Celery message as Celery built it for the caller (body as the task's serializer encoded
+    #: it, headers, properties, routing): every copy is this message with only queueprio's headers,
+    #: the AMQP priority and the queue changed. See ``queueprio.broker.message``.
+    message_body = models.BinaryField(_("message body"), null=True, blank=True, editable=False)
+    message_meta = models.TextField(_("message headers and properties"), blank=True, editable=False)
     queue = models.CharField(_("queue"), max_length=200, blank=True)
     requested_priority = models.PositiveSmallIntegerField(_("requested priority"), help_text=PRIORITY_HELP)
     effective_priority = models.PositiveSmallIntegerField(
@@ -37,10 +43,31 @@ class Job(models.Model):
     worker_losses = models.PositiveSmallIntegerField(
         _("worker losses"), default=0, help_text=_("Times the worker running this job died before it finished.")
     )
-    band = models.CharField(_("band"), max_length=32, blank=True)
+    band = models.ForeignKey(
+        "queueprio.Band",
+        verbose_name=_("band"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="jobs",
+        db_index=False,  # served by queueprio_job_band_state_idx
+        help_text=_("The band whose place the job holds while queued (by key, so a renamed band still counts)."),
+    )
+    band_name = models.CharField(_("band name"), max_length=32, blank=True, help_text=_("As it was at admission."))
     caller_key = models.CharField(_("caller"), max_length=200, blank=True)
     idempotency_key = models.CharField(_("idempotency key"), max_length=200, null=True, blank=True)
     eta = models.DateTimeField(_("not before"), null=True, blank=True)
+    expires_at = models.DateTimeField(
+        _("expires at"), null=True, blank=True, help_text=_("Fixed at submission; an expired job never runs.")
+    )
+    #: A secret every copy carries (``qp_token``): a message not published by queueprio can't claim the job.
+    token = models.CharField(_("copy token"), max_length=32, blank=True, editable=False)
+    lease_until = models.DateTimeField(
+        _("lease until"),
+        null=True,
+        blank=True,
+        help_text=_("A started job's run renews this; another copy may run it only once it has passed."),
+    )
     queued_at = models.DateTimeField(_("queued at"))
     aging_since = models.DateTimeField(
         _("aging since"),
@@ -69,6 +96,12 @@ class Job(models.Model):
             # matches by equality, and it chose ``state_prio_idx`` below, reading every queued row
             # and sorting them (bench/aging.py). With ``state`` first this index wins on both engines.
             models.Index(fields=["state", "next_aging_at"], condition=Q(state="queued"), name="queueprio_job_due_idx"),
+            # Delayed jobs, read by the due scheduler by their time (same shape as the due index).
+            models.Index(fields=["state", "eta"], condition=Q(state="scheduled"), name="queueprio_job_scheduled_idx"),
+            # Started jobs whose run's lease ran out (its process died or was cut off).
+            models.Index(fields=["state", "lease_until"], condition=Q(state="started"), name="queueprio_job_lease_idx"),
+            # Reconciling a band's counter counts its queued rows.
+            models.Index(fields=["band", "state"], name="queueprio_job_band_state_idx"),
             models.Index(fields=["state", "effective_priority"], name="queueprio_job_state_prio_idx"),
             models.Index(fields=["task_name", "state"], name="queueprio_job_task_state_idx"),
             models.Index(fields=["finished_at"], name="queueprio_job_finished_idx"),
@@ -86,7 +119,7 @@ class Job(models.Model):
             # Deduplication is enforced by the database, so concurrent submitters can't both win.
             models.UniqueConstraint(
                 fields=["idempotency_key"],
-                condition=Q(state__in=["queued", "started"]),
+                condition=Q(state__in=["scheduled", "queued", "started"]),
                 name="queueprio_job_active_idempotency_key",
             ),
         ]
@@ -105,13 +138,20 @@ class AgingStep(models.Model):
     generation = models.PositiveIntegerField(_("new generation"))
     waited_seconds = models.FloatField(_("waited (s)"))
     reason = models.CharField(_("reason"), max_length=16, choices=AgingReason.choices, default=AgingReason.AGING)
+    caller_key = models.CharField(
+        _("caller"), max_length=200, blank=True, help_text=_("Who asked, for a raise by a duplicate submission.")
+    )
     at = models.DateTimeField(_("at"))
 
     class Meta:
         verbose_name = _("aging step")
         verbose_name_plural = _("aging steps")
         ordering = ["-at"]
-        indexes = [models.Index(fields=["at"], name="queueprio_agingstep_at_idx")]
+        indexes = [
+            models.Index(fields=["at"], name="queueprio_agingstep_at_idx"),
+            # The urgent quota counts a caller's raises by duplicate submission too.
+            models.Index(fields=["caller_key", "at"], name="queueprio_agingstep_caller_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.from_priority}→{self.to_priority} ({self.reason})"

@@ -73,13 +73,13 @@ def by_priority(now: datetime) -> list[Queued]:
 def fold_bands(rows: Iterable[dict[str, Any]], ranges: Sequence[BandRange]) -> list[Queued]:
     """Sum rows of (band, requested_priority, queued, oldest) into one entry per band.
 
-    A job keeps the band it was admitted to (its ``band`` column); a row without one is
+    A job keeps the band it was admitted to (its ``band_name``); a row without one is
     placed by its requested priority.
     """
     queued: dict[str, int] = {name: 0 for name, _, _ in ranges}
     oldest: dict[str, datetime | None] = dict.fromkeys(queued)
     for row in rows:
-        name = row["band"] or band_of(row["requested_priority"], ranges) or "?"
+        name = row["band_name"] or band_of(row["requested_priority"], ranges) or "?"
         queued[name] = queued.get(name, 0) + row["queued"]
         if row["oldest"] is not None and (oldest.get(name) is None or row["oldest"] < oldest[name]):
             oldest[name] = row["oldest"]
@@ -87,7 +87,7 @@ def fold_bands(rows: Iterable[dict[str, Any]], ranges: Sequence[BandRange]) -> l
 
 
 def by_band(now: datetime) -> list[Queued]:
-    return fold_bands(_queued(now, "band", "requested_priority"), band_ranges())
+    return fold_bands(_queued(now, "band_name", "requested_priority"), band_ranges())
 
 
 def sample(now: datetime) -> None:

@@ -8,26 +8,39 @@ from collections.abc import Iterable
 from django.utils import timezone
 
 from ..broker import publish
-from ..broker.republish import republish
+from ..broker.republish import Step, republish
 from ..conf import settings
-from ..models import AgingReason, Job, JobState
+from ..models import AgingReason, Band, Job, JobState
 from ..priority import next_aging_at, validate_priority
 from ..registry import priority_tasks
+from ..submission.admission import band_for
 from ..submission.retry import queue_again
+from .cancel import revoke
 
 logger = logging.getLogger("queueprio")
 
 
 def set_priority(jobs: Iterable[Job], priority: int) -> int:
-    """Raise or lower queued jobs to ``priority``; aging restarts from now. Returns how many moved."""
+    """Raise or lower queued jobs to ``priority``; aging restarts from now. Returns how many moved.
+
+    An operator's decision: the job moves to the band of its new priority without that band's
+    limit being checked (its old place is given back once the new copy is recorded).
+    """
     validate_priority(priority)
     tasks = priority_tasks()
     moved = 0
     for job in jobs:
-        task = tasks.get(job.task_name)
-        if job.state != JobState.QUEUED or task is None or job.effective_priority == priority:
+        if job.state != JobState.QUEUED or job.task_name not in tasks or job.effective_priority == priority:
             continue
-        moved += republish(task, job, priority, reason=AgingReason.ADMIN, reset_aging=True)
+        target = band_for(priority)
+        move = target is not None and target.pk != job.band_id
+        if move and target is not None:
+            Band.objects.reacquire(target.pk)
+        step = Step(AgingReason.ADMIN, reset_aging=True, band_id=target.pk if move and target else None)
+        if republish(job, priority, step):
+            moved += 1
+        elif move and target is not None:
+            Band.objects.release(target.pk)
     return moved
 
 
@@ -37,8 +50,7 @@ def retry_failed(jobs: Iterable[Job]) -> int:
     retried = 0
     now = timezone.now()
     for job in jobs:
-        task = tasks.get(job.task_name)
-        if job.state not in (JobState.FAILED, JobState.PUBLISH_FAILED) or task is None:
+        if job.state not in (JobState.FAILED, JobState.PUBLISH_FAILED) or job.task_name not in tasks:
             continue
         fresh = queue_again(
             job.task_id,
@@ -55,6 +67,12 @@ def retry_failed(jobs: Iterable[Job]) -> int:
         logger.info(
             "retry from admin task_id=%s task=%s priority=%s", job.task_id, job.task_name, fresh.effective_priority
         )
-        publish.publish(task, fresh)
+        publish.publish(fresh)
         retried += 1
     return retried
+
+
+def cancel(jobs: Iterable[Job]) -> int:
+    """Cancel waiting (scheduled or queued) jobs for good: see ``operations.cancel.revoke``."""
+    waiting = [job.task_id for job in jobs if job.state in (JobState.SCHEDULED, JobState.QUEUED)]
+    return revoke(waiting) if waiting else 0

@@ -34,8 +34,8 @@ from django.utils import timezone
 from kombu.compression import decompress
 from kombu.serialization import loads
 
-from ..broker.flower import kwargs_repr
-from ..broker.protocol import EXTERNAL_GENERATION, HEADER_BAND, HEADER_GENERATION, HEADER_PRIORITY, amqp_priority
+from ..broker.message import StoredMessage, copy_headers
+from ..broker.protocol import EXTERNAL_GENERATION, amqp_priority
 from ..broker.queues import queue_for
 from ..conf import settings
 from ..models import Job, JobState, PrioritySource
@@ -43,6 +43,10 @@ from ..registry import AnyTask
 from ..submission.jobs import new_job, resolve
 
 NEW, SUPERSEDE, EXTERNAL, DROP, UNKNOWN = "new", "supersede", "external", "drop", "unknown"
+#: A new row whose ``eta`` is ahead: recorded ``scheduled``, published by the due scheduler.
+SCHEDULED = "scheduled"
+#: The AMQP properties a moved message keeps (the rest are the broker's or set per copy).
+KEPT_PROPERTIES = ("correlation_id", "reply_to")
 
 
 @dataclass(frozen=True)
@@ -125,7 +129,10 @@ def plan(messages: list[Message], tasks: dict[str, AnyTask]) -> tuple[list[Move]
                 defaults[legacy.task_name] = resolve(task, None)
             row = rows[legacy.task_id] = ledger_row(task, legacy, message, defaults[legacy.task_name][0])
             new_rows.append(row)
-            moves.append(copy_of(NEW, message, legacy, row))
+            if row.state == JobState.SCHEDULED:  # published by the due scheduler at its eta
+                moves.append(Move(SCHEDULED, message, legacy.task_name))
+            else:
+                moves.append(copy_of(NEW, message, legacy, row))
         elif row.state == JobState.QUEUED:
             # The row held in memory moves on too, so a further copy in this batch supersedes this
             # one; a row inserted by this batch is simply inserted at the newest generation.
@@ -144,54 +151,59 @@ def copy_of(
 ) -> Move:
     """A copy carrying queueprio's headers for ``row``'s newest generation."""
     priority = row.effective_priority
-    headers = {
-        **(message.headers or {}),
-        HEADER_PRIORITY: priority,
-        HEADER_GENERATION: row.generation,
-        HEADER_BAND: row.band,
-        # What Flower shows and searches, like every copy queueprio publishes.
-        "kwargsrepr": kwargs_repr(legacy.kwargs, priority, requested=row.requested_priority),
-    }
+    headers = copy_headers(
+        stored_from(message),
+        generation=row.generation,
+        priority=priority,
+        requested=row.requested_priority,
+        queued_at=row.queued_at.timestamp(),
+        token=row.token,
+        display_kwargs=legacy.kwargs,
+    )
     return Move(kind, message, legacy.task_name, target(priority), priority, headers, supersedes)
 
 
 def ledger_row(task: AnyTask, legacy: Legacy, message: Message, priority: int) -> Job:
     """An unsaved ``queued`` row at ``priority`` that can republish the job as the message describes it."""
-    headers = message.headers or {}
-    hard, soft = headers.get("timelimit") or (None, None)  # Celery's order: [hard, soft]
-    options = {
-        "eta": headers.get("eta"),
-        "expires": headers.get("expires"),
-        "soft_time_limit": soft,
-        "time_limit": hard,
-        "shadow": headers.get("shadow"),
-        "ignore_result": headers.get("ignore_result") or None,
-        "link": legacy.embed.get("callbacks"),
-        "link_error": legacy.embed.get("errbacks"),
-    }
-    job = new_job(
+    # The row keeps the original message whole: its copies carry the chain, chord and links.
+    return new_job(
         task,
-        legacy.args,
-        legacy.kwargs,
-        task_id=legacy.task_id,
+        stored_from(message),
+        args=legacy.args,
+        kwargs=legacy.kwargs,
         priority=priority,
         source=PrioritySource.MIGRATED,
-        options=options,
     )
-    job.retries = int(headers.get("retries") or 0)
-    if legacy.embed.get("chain") or legacy.embed.get("chord"):
-        # Aging republishes from the row, which can't hold a chain or a chord: keep the
-        # original message as the job's only copy.
-        job.next_aging_at = None
-    return job
+
+
+def stored_from(message: Message) -> StoredMessage:
+    """A moved message as the ledger keeps a job's message, routed to queueprio's queue."""
+    properties = dict(message.properties)
+    body = message.body if isinstance(message.body, bytes) else str(message.body).encode()
+    return StoredMessage(
+        body=body,
+        content_type=str(properties.pop("content_type", "application/json")),
+        content_encoding=str(properties.pop("content_encoding", "utf-8")),
+        headers={k: v for k, v in (message.headers or {}).items() if not k.startswith("qp_")},
+        properties={k: v for k, v in properties.items() if k in KEPT_PROPERTIES},
+        exchange=settings.QUEUE,
+        routing_key=settings.QUEUE,
+        queue=settings.QUEUE,  # so every copy follows the job's priority, like a submitted job's
+        delivery_mode=properties.get("delivery_mode"),
+    )
 
 
 def record_superseded(moves: list[Move]) -> None:
-    """Move superseded rows to the generation of their confirmed copy (if still queued at the old one)."""
+    """Move superseded rows to the generation of their confirmed copy (if still queued at the old one);
+    the moved message becomes the one the row republishes from."""
     now = timezone.now()
     for move in moves:
         if move.supersedes is not None:
             task_id, old = move.supersedes
+            stored = stored_from(move.message)
             Job.objects.filter(task_id=task_id, state=JobState.QUEUED, generation=old).update(
-                generation=F("generation") + 1, published_at=now
+                generation=F("generation") + 1,
+                published_at=now,
+                message_body=stored.body,
+                message_meta=stored.meta_text(),
             )

@@ -72,8 +72,8 @@ class Report:
 
     def count(self, moves: list[fifo_messages.Move]) -> None:
         for move in moves:
-            self.moved += move.queue is not None
-            self.new_rows += move.kind == fifo_messages.NEW
+            self.moved += move.queue is not None or move.kind == fifo_messages.SCHEDULED
+            self.new_rows += move.kind in (fifo_messages.NEW, fifo_messages.SCHEDULED)
             self.in_ledger += move.kind in (fifo_messages.SUPERSEDE, fifo_messages.EXTERNAL, fifo_messages.DROP)
             self.dropped += move.kind == fifo_messages.DROP
             if move.kind == fifo_messages.UNKNOWN:

@@ -24,15 +24,34 @@ from ..models.querysets import QuotaRow
 
 @dataclass(frozen=True)
 class Admission:
-    """Where a job was admitted: its band (``""`` if no band covers its priority) and time limits."""
+    """Where a job was admitted: its band (``None`` if no band covers its priority) and time limits."""
 
+    band_id: int | None = None
     band: str = ""
     soft_time_limit: float | None = None
     time_limit: float | None = None
 
+    @classmethod
+    def of(cls, band: Band | None) -> Admission:
+        if band is None:
+            return cls()
+        return cls(band.pk, band.name, band.soft_time_limit, band.time_limit)
+
 
 def band_for(priority: int) -> Band | None:
     return Band.objects.filter(most_urgent__lte=priority, least_urgent__gte=priority).first()
+
+
+def timelimit_with_band(timelimit: list[float | None] | None, admitted: Admission) -> list[float | None]:
+    """Celery's ``[hard, soft]`` header: the call's or the task's own limits, else the band's.
+
+    A band's soft limit at or above the effective hard limit would never fire: it is left out.
+    """
+    hard, soft = timelimit or (None, None)
+    hard = admitted.time_limit if hard is None else hard
+    if soft is None and admitted.soft_time_limit is not None and (hard is None or admitted.soft_time_limit < hard):
+        soft = admitted.soft_time_limit
+    return [hard, soft]
 
 
 def admit(priority: int, count: int = 1, *, partial: bool = False) -> tuple[Admission, int]:
@@ -75,11 +94,11 @@ def _take(priority: int, count: int) -> Admission | None:
         cursor.execute(
             f"UPDATE {table} SET queued = queued + %s "  # noqa: S608  (the table name is ours)
             "WHERE most_urgent <= %s AND least_urgent >= %s AND (max_queued IS NULL OR queued + %s <= max_queued) "
-            "RETURNING name, soft_time_limit, time_limit",
+            "RETURNING id, name, soft_time_limit, time_limit",
             [count, priority, priority, count],
         )
         row = cursor.fetchone()
-    return None if row is None else Admission(row[0], row[1], row[2])
+    return None if row is None else Admission(row[0], row[1], row[2], row[3])
 
 
 def counted(quota: QuotaRow | None, priority: int) -> bool:

@@ -18,10 +18,10 @@ from ..exceptions import PublishFailed, QueueFull, Rejected
 from ..models import Band, Job, JobState, Rejection, UrgentQuota
 from ..priority import validate_priority
 from ..registry import AnyTask, prepare_arguments
-from . import admission
-from .jobs import new_job, resolve
+from . import admission, pending
+from .jobs import capture, new_job, resolve
 from .rejections import refusals_recorded
-from .submit import admit_and_record, quota_checked, quota_recount, when_committed
+from .submit import admit_and_record, quota_checked, quota_recount
 
 logger = logging.getLogger("queueprio")
 
@@ -66,17 +66,14 @@ def submit_batch(
         resolved, source = resolve(task, priority)
         quota = UrgentQuota.objects.current() if caller_key else None
         resolved, source = quota_checked(task.name, resolved, source, caller_key, len(prepared), quota=quota)
-        jobs = [
-            _new(task, args, kwargs, priority=resolved, source=source, options=dict(options))
-            for args, kwargs in prepared
-        ]
+        jobs = _new_jobs(task, prepared, priority=resolved, source=source, options=options)
         for job in jobs:
             job.caller_key = caller_key
         # Counted again under a lock on the caller, as for a single submission (not inside a
         # caller's own transaction: see quota_recount).
         own_transaction = jobs and not transaction.get_connection().in_atomic_block
         recount = quota_recount(jobs, caller_key, quota) if own_transaction else None
-        fits = _admit_fitting(jobs, options, partial=partial, before_admission=recount)
+        fits = _admit_fitting(jobs, partial=partial, before_admission=recount)
         if jobs:
             resolved, source = jobs[0].effective_priority, jobs[0].priority_source  # a recount may demote
     rejected = _reject_rest(task, jobs[fits:], resolved, caller_key, offset=fits)
@@ -90,7 +87,11 @@ def submit_batch(
         len(rejected),
         caller_key,
     )
-    when_committed(lambda: publish_many(task, jobs))
+    queued = [job for job in jobs if job.state == JobState.QUEUED]
+    if transaction.get_connection().in_atomic_block:
+        pending.publish_on_commit(task.app, queued)
+    else:
+        publish_many(task, queued)
     return BatchResult(results=[task.AsyncResult(job.task_id) for job in jobs], rejected=rejected)
 
 
@@ -107,18 +108,39 @@ def _prepare_all(task: AnyTask, calls: Sequence[Call]) -> list[tuple[list[Any], 
     return prepared
 
 
-def _admit_fitting(
-    jobs: list[Job], options: dict[str, Any], *, partial: bool, before_admission: Callable[[], None] | None = None
-) -> int:
+def _new_jobs(
+    task: AnyTask,
+    prepared: list[tuple[list[Any], dict[str, Any]]],
+    *,
+    priority: int,
+    source: str,
+    options: dict[str, Any],
+) -> list[Job]:
+    """A row and its Celery message for every call (the messages built on one producer)."""
+    with task.app.producer_or_acquire(None) as producer:
+        return [
+            new_job(
+                task,
+                capture(task, producer, args, kwargs, task_id=uuid(), priority=priority, options=dict(options)),
+                args=args,
+                kwargs=kwargs,
+                priority=priority,
+                source=source,
+            )
+            for args, kwargs in prepared
+        ]
+
+
+def _admit_fitting(jobs: list[Job], *, partial: bool, before_admission: Callable[[], None] | None = None) -> int:
     """Admit and record as many jobs as the band takes (all, or raise, unless ``partial``)."""
-    if not partial:
-        admit_and_record(jobs, options, before_admission=before_admission)
+    if not partial or (jobs and jobs[0].state == JobState.SCHEDULED):
+        admit_and_record(jobs, before_admission=before_admission)
         return len(jobs)
     with transaction.atomic():
         if before_admission is not None:
             before_admission()
         admitted, fits = admission.admit(jobs[0].requested_priority, len(jobs), partial=True)
-        admit_and_record(jobs[:fits], options, admitted=admitted)
+        admit_and_record(jobs[:fits], admitted=admitted)
     return fits
 
 
@@ -145,10 +167,6 @@ def _reject_rest(
     return [(offset + i, exc) for i in range(len(jobs))]
 
 
-def _new(task: AnyTask, args: list[Any], kwargs: dict[str, Any], **fields: Any) -> Job:
-    return new_job(task, args, kwargs, task_id=uuid(), **fields)
-
-
 def publish_many(task: AnyTask, jobs: list[Job]) -> None:
     """Publish each job's first copy on one connection, confirmed as a whole at the end.
 
@@ -159,7 +177,7 @@ def publish_many(task: AnyTask, jobs: list[Job]) -> None:
     """
     if not jobs:
         return
-    confirmed, error = publish.send_confirmed(task.app, [(task, job) for job in jobs])
+    confirmed, error = publish.send_confirmed(task.app, jobs)
     failed = [job for job, ok in zip(jobs, confirmed, strict=True) if not ok]
     if failed:
         _mark_failed(task, failed, error or TimeoutError("the broker did not confirm every message"))
@@ -167,11 +185,12 @@ def publish_many(task: AnyTask, jobs: list[Job]) -> None:
 
 def _mark_failed(task: AnyTask, failed: list[Job], error: BaseException) -> None:
     logger.error("publish failed task=%s failed=%s error=%s", task.name, len(failed), error)
-    marked = Job.objects.filter(task_id__in=[job.task_id for job in failed], state=JobState.QUEUED).update(
-        state=JobState.PUBLISH_FAILED,
-        error=f"publish failed: {error}",
-        finished_at=timezone.now(),
-        next_aging_at=None,
-    )
-    Band.objects.release(failed[0].band, marked)
+    with transaction.atomic():  # the rows and their band's counter change together
+        marked = Job.objects.filter(task_id__in=[job.task_id for job in failed], state=JobState.QUEUED).update(
+            state=JobState.PUBLISH_FAILED,
+            error=f"publish failed: {error}",
+            finished_at=timezone.now(),
+            next_aging_at=None,
+        )
+        Band.objects.release(failed[0].band_id, marked)
     raise PublishFailed(failed[0].task_id, error) from error

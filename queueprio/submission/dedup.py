@@ -6,11 +6,13 @@ import logging
 from typing import Any
 
 from celery.result import AsyncResult
+from django.db import transaction
 
-from ..broker.republish import republish
+from ..broker.republish import Step, republish
 from ..locks import serialise_on
-from ..models import AgingReason, Job, JobState
+from ..models import AgingReason, Band, Job, JobState
 from ..registry import AnyTask
+from . import admission
 
 logger = logging.getLogger("queueprio")
 
@@ -31,18 +33,35 @@ def taken(key: str) -> bool:
     return Job.objects.active_with_key(key) is not None
 
 
-def join(task: AnyTask, key: str, priority: int) -> AsyncResult[Any] | None:
+def join(task: AnyTask, key: str, priority: int, *, caller_key: str = "") -> AsyncResult[Any] | None:
     """The active job with ``key``, raised to ``priority`` if that is more urgent; ``None`` if none.
 
-    A duplicate never lowers a job's priority. Raising goes through the aging sweep's republish
-    path (a ``dedup`` step), so exactly one copy still runs.
+    A duplicate never lowers a job's priority. A raise is admitted like a submission at the new
+    priority: it takes a place in the new priority's band (``QueueFull`` if that band is full;
+    its old place is given back once the raise is recorded) and the urgent quota counts it.
+    Raising goes through the republish path (a ``dedup`` step), so exactly one copy still runs.
     """
     row = Job.objects.active_with_key(key)
     if row is None:
         return None
     task_id, state, effective = row
     raised = False
-    if state == JobState.QUEUED and priority < effective:
-        raised = republish(task, Job.objects.get(task_id=task_id), priority, reason=AgingReason.DEDUP, reset_aging=True)
+    if priority < effective and state == JobState.SCHEDULED:
+        raised = Job.objects.raise_scheduled(task_id, priority)
+    elif priority < effective and state == JobState.QUEUED:
+        raised = _raise_queued(Job.objects.get(task_id=task_id), priority, caller_key)
     logger.info("dedup task_id=%s task=%s key=%s priority=%s raised=%s", task_id, task.name, key, priority, raised)
     return task.AsyncResult(task_id)
+
+
+def _raise_queued(job: Job, priority: int, caller_key: str) -> bool:
+    target = admission.band_for(priority)
+    moves = target is not None and target.pk != job.band_id
+    if moves:
+        with transaction.atomic():
+            taken, _ = admission.admit(priority)  # QueueFull: refused like any submission there
+    step = Step(AgingReason.DEDUP, reset_aging=True, band_id=taken.band_id if moves else None, caller_key=caller_key)
+    raised = republish(job, priority, step)
+    if moves and not raised:
+        Band.objects.release(taken.band_id)  # the raise didn't happen: give the new place back
+    return raised

@@ -1,60 +1,64 @@
-"""Celery's ``retry()`` for a queueprio job: a new copy of the same job, at the job's own priority."""
+"""A job asking to run again: Celery's ``retry()`` and ``replace()`` from inside its run, and an
+operator's retry of a failed job."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from celery.result import AsyncResult
-from django.utils import timezone
+from django.db import transaction
 
-from ..broker import publish
-from ..conf import settings
+from ..broker.message import FOLLOWUP, Followup
+from ..broker.protocol import HEADER_PRIORITY
 from ..models import Band, Job, JobState
-from ..priority import next_aging_at
 from ..registry import AnyTask
-from .jobs import eta_from
-from .submit import submit
+from .jobs import DELIVERY_OPTIONS, capture, displayable, resolve
 
 logger = logging.getLogger("queueprio")
 
 
-def requeue_for_retry(
-    task: AnyTask, task_id: str, args: Any, kwargs: Any, *, producer: Any, options: dict[str, Any]
-) -> AsyncResult[Any]:
-    """Celery's ``retry()``: a new copy of the same job, at the job's own priority."""
-    options = dict(options)
-    # Celery copies the AMQP priority of the current delivery into the retry's options;
-    # the job's own priority (maybe aged since) is what counts.
-    options.pop("priority", None)
-    now = timezone.now()
-    eta = eta_from(options, now)
-    job = queue_again(
-        task_id,
-        retries=options.get("retries") or 0,
-        eta=eta,
-        aging_since=eta or now,
-        published_at=now,
-        next_aging_at=next_aging_at(eta or now, threshold=settings.aging_threshold()),
-        args=list(args or ()),
-        kwargs=dict(kwargs or {}),
+def follow_up(
+    kind: str, task: AnyTask, running: AnyTask, args: Any, kwargs: Any, *, producer: Any, options: dict[str, Any]
+) -> None:
+    """Record on the running request what ``retry()`` or ``replace()`` asked for (see ``Followup``).
+
+    ``task`` is the task to run next under the running job's id (the job's own task for a retry,
+    the replacement for a replace); ``running`` is the task whose run asked. The message is built
+    now, by Celery, as it would send it; the worker hands the job on when the run ends.
+    """
+    request = running.request
+    if kind == "retry":
+        # The job keeps its own priority (aged, maybe): not the AMQP number of the current delivery,
+        # which Celery's signature_from_request copies in with the rest of ``delivery_info``.
+        options = {name: value for name, value in options.items() if name not in DELIVERY_OPTIONS}
+        priority = int(getattr(request, HEADER_PRIORITY, None) or resolve(task, None)[0])
+    else:  # replace: the replacement's own priority (on queueprio's scale, or its defaults)
+        priority, _ = resolve(task, options.pop("priority", None))
+    with task.app.producer_or_acquire(producer) as acquired:
+        message = capture(task, acquired, args, kwargs, task_id=str(request.id), priority=priority, options=options)
+    followup = Followup(
+        kind, message, task.name, displayable(list(args or ())), displayable(dict(kwargs or {})), priority
     )
-    if job is None:  # the row was pruned or never existed: treat the retry as a new submission
-        return submit(task, args, kwargs, task_id=task_id, producer=producer, **options)
-    logger.info(
-        "retry task_id=%s task=%s priority=%s retries=%s", task_id, task.name, job.effective_priority, job.retries
-    )
-    publish.publish(task, job, producer=producer, options=options)
-    return task.AsyncResult(task_id)
+    setattr(request, FOLLOWUP, followup)
+    logger.info("%s asked task_id=%s task=%s next=%s", kind, request.id, running.name, task.name)
 
 
 def queue_again(task_id: str, **changes: Any) -> Job | None:
-    """Put a job that left the queue (a retry) back: a new generation, and its band place again.
+    """A failed job queued again by an operator: a new generation, and its band place again.
 
-    A retried job was admitted once, so its place is taken without checking the band's limit;
-    the claim of the new copy gives it back, like any other.
+    Conditional on the row still being failed, so two operators racing retry it once. The job
+    was admitted once, so its place is taken without checking the band's limit; the claim of
+    the new copy gives it back, like any other.
     """
-    job = Job.objects.next_generation(task_id, state=JobState.QUEUED, claimed_generation=None, **changes)
-    if job is not None:
-        Band.objects.reacquire(job.band)
+    with transaction.atomic():  # the row and its band's counter change together
+        job = Job.objects.next_generation(
+            task_id,
+            states=(JobState.FAILED, JobState.PUBLISH_FAILED),
+            state=JobState.QUEUED,
+            claimed_generation=None,
+            lease_until=None,
+            **changes,
+        )
+        if job is not None:
+            Band.objects.reacquire(job.band_id)
     return job

@@ -1,18 +1,26 @@
 """The one submission path: validate, resolve, admit, record, publish.
 
-Every way of sending a queueprio task ends here: ``AnyTask.apply_async``/``delay``,
+Every way of sending a queueprio task ends here: ``Task.apply_async``/``delay``,
 ``queueprio.enqueue`` and the converters' helpers. Invariants:
 
 * A refused submission raises a :class:`~queueprio.exceptions.Rejected` subclass, stores a
-  :class:`~queueprio.models.Rejection` row, and publishes nothing.
+  :class:`~queueprio.models.Rejection` row, and publishes nothing. Celery's own errors (wrong
+  arguments, a soft time limit above the hard one, a value the serializer can't encode) are
+  raised as plain Celery raises them, before anything is recorded (``jobs.capture``).
+* The message is Celery's own (``broker.message``): canvas, stamps, headers and every option
+  survive every copy the ledger ever publishes of the job.
+* A job with an ``eta``/``countdown`` ahead is recorded ``scheduled`` and published when due
+  (``maintenance.due``): no worker holds it in memory, and it takes its band place then.
 * A submission returns only once its ledger row is committed and RabbitMQ has confirmed its
   message. Inside a caller's transaction the message is published when that transaction
-  commits (``on_commit``); otherwise it is sent inside the ledger's own short transaction and
+  commits (``pending``); otherwise it is sent inside the ledger's own short transaction and
   confirmed after the commit (``broker.publish.FirstCopy``), so the broker's write and the
   database's commit overlap. A worker that receives a copy before its row is visible waits for
   the row (``queueprio.worker``); a copy whose row never commits is dropped.
 * A publish that fails marks the row ``publish_failed`` and raises
   :class:`~queueprio.exceptions.PublishFailed` to the caller: no ghost jobs, no silent loss.
+* A task id sent again (a frozen signature applied twice, the last task of a chain that replaced
+  a job) runs the job again under its row when the row is finished (``resend``).
 """
 
 from __future__ import annotations
@@ -28,18 +36,15 @@ from kombu.utils.uuid import uuid
 
 from ..broker import publish
 from ..exceptions import QuotaExceeded, UnknownTask
-from ..models import Job, PrioritySource, UrgentQuota
+from ..models import Job, JobState, PrioritySource, UrgentQuota
 from ..models.querysets import QuotaRow
 from ..priority import validate_priority
 from ..registry import AnyTask, is_priority_task, prepare_arguments, priority_tasks
-from . import admission, dedup
-from .jobs import new_job, resolve
+from . import admission, dedup, pending, resend
+from .jobs import OWN_OPTIONS, admitted_to, capture, new_job, resolve
 from .rejections import record_rejection, refusals_recorded
 
 logger = logging.getLogger("queueprio")
-
-#: apply_async options that are ours, not Celery's.
-OWN_OPTIONS = ("caller_key", "idempotency_key")
 
 
 def lookup_task(name: str) -> AnyTask:
@@ -74,46 +79,57 @@ def submit(
         args, kwargs, priority, source = validate(task, args, kwargs, explicit)
         quota = UrgentQuota.objects.current() if caller_key else None
         priority, source = quota_checked(task.name, priority, source, caller_key, quota=quota)
-        if key is not None and (joined := dedup.join(task, key, priority)) is not None:
+        if key is not None and (joined := dedup.join(task, key, priority, caller_key=caller_key)) is not None:
             return joined
-        job = new_job(task, args, kwargs, task_id=task_id or uuid(), priority=priority, source=source, options=options)
+    task_id = task_id or uuid()
+    app = task.app
+    in_caller_transaction = transaction.get_connection().in_atomic_block
+    retry, retry_policy = options.get("retry"), options.get("retry_policy")
+    with publish.FirstCopy(app, producer, retry=retry, retry_policy=retry_policy) as first:
+        message = capture(task, first.producer, args, kwargs, task_id=task_id, priority=priority, options=options)
+        job = new_job(task, message, args=args, kwargs=kwargs, priority=priority, source=source)
         job.caller_key, job.idempotency_key = caller_key, key
-
-        try:
-            if transaction.get_connection().in_atomic_block:
-                # Inside the caller's transaction: publish once it commits (it may roll back).
-                admit_and_record([job], options)
-                transaction.on_commit(lambda: publish.publish(task, job, producer=producer, options=options))
-            else:
-                with publish.FirstCopy(task, job, producer, options) as first:
+        if Job.objects.filter(task_id=task_id).exists():
+            return resend.resend(task, job)
+        with refusals_recorded(task.name, explicit, caller_key):
+            try:
+                if in_caller_transaction:
+                    # Inside the caller's transaction: publish once it commits (it may roll back).
+                    admit_and_record([job])
+                    if job.state == JobState.QUEUED:
+                        pending.publish_on_commit(app, [job])
+                else:
 
                     def send_unless_duplicate() -> None:
                         # Checked again under a lock on the key: a racer may have committed it
                         # since the check above, and nothing may be sent for a duplicate.
                         if key is not None and dedup.taken(key):
                             raise dedup.Duplicate(key)
-                        # A task id the caller chose may be taken: the insert would fail after
-                        # the send, and the copy could claim the other job's row.
-                        if task_id is not None and Job.objects.filter(task_id=task_id).exists():
-                            raise IntegrityError(f"task id {task_id!r} is already in the ledger")
-                        first.send()
+                        if job.state == JobState.QUEUED:
+                            first.send(job)
 
                     admit_and_record(
                         [job],
-                        options,
                         before_admission=quota_recount([job], caller_key, quota),
                         before_insert=send_unless_duplicate,
                     )
                     log_enqueued(job, caller_key)
                     first.confirm()
-                return first.result or task.AsyncResult(job.task_id)
-        except (IntegrityError, dedup.Duplicate):
-            # Another submitter inserted the same idempotency key first: join its job.
-            if key is None or (joined := dedup.join(task, key, priority)) is None:
+                    return task.AsyncResult(job.task_id)
+            except (IntegrityError, dedup.Duplicate):
+                # Another submitter inserted the same idempotency key (or task id) first: join its job.
+                if key is not None and (joined := dedup.join(task, key, priority, caller_key=caller_key)) is not None:
+                    return joined
+                if Job.objects.filter(task_id=task_id).exists():
+                    return resend.resend(task, job)
                 raise
-            return joined
     log_enqueued(job, caller_key)
     return task.AsyncResult(job.task_id)
+
+
+def celery_options(options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` without queueprio's own (for paths that hand the call to plain Celery)."""
+    return {name: value for name, value in options.items() if name not in OWN_OPTIONS}
 
 
 def quota_recount(jobs: list[Job], caller_key: str, quota: QuotaRow | None) -> Callable[[], None]:
@@ -149,12 +165,13 @@ def quota_recount(jobs: list[Job], caller_key: str, quota: QuotaRow | None) -> C
 
 def log_enqueued(job: Job, caller_key: str) -> None:
     logger.info(
-        "enqueue task_id=%s task=%s priority=%s source=%s band=%s caller=%s",
+        "enqueue task_id=%s task=%s priority=%s source=%s band=%s state=%s caller=%s",
         job.task_id,
         job.task_name,
         job.effective_priority,
         job.priority_source,
-        job.band,
+        job.band_name,
+        job.state,
         caller_key,
     )
 
@@ -194,7 +211,6 @@ def quota_checked(
 
 def admit_and_record(
     jobs: list[Job],
-    options: dict[str, Any],
     *,
     admitted: admission.Admission | None = None,
     before_admission: Callable[[], None] | None = None,
@@ -202,9 +218,10 @@ def admit_and_record(
 ) -> None:
     """Take the jobs' places in their band (unless already ``admitted``) and insert their rows, atomically.
 
+    A ``scheduled`` job takes no place until it is due; it only learns its band's time limits.
     ``before_admission`` runs first inside the transaction (a single submission counts its
     caller's quota there); ``before_insert`` once the jobs know their band (a single submission
-    publishes there: see ``publish.FirstCopy``).
+    publishes there: see ``broker.publish.FirstCopy``).
     """
     if not jobs:
         return
@@ -212,27 +229,15 @@ def admit_and_record(
         if before_admission is not None:
             before_admission()
         if admitted is None:
-            admitted, _ = admission.admit(jobs[0].requested_priority, len(jobs))
+            if jobs[0].state == JobState.SCHEDULED:
+                admitted = admission.Admission.of(admission.band_for(jobs[0].requested_priority))
+            else:
+                admitted, _ = admission.admit(jobs[0].requested_priority, len(jobs))
         for job in jobs:
-            job.band = admitted.band
-            # The band's time limits apply unless the caller gave their own.
-            for name, value in (("soft_time_limit", admitted.soft_time_limit), ("time_limit", admitted.time_limit)):
-                if value is not None and options.get(name) is None:
-                    job.options[name] = value
+            admitted_to(job, admitted)
         if before_insert is not None:
             before_insert()
         if len(jobs) == 1:
             jobs[0].save(force_insert=True)
         else:
             Job.objects.bulk_create(jobs)
-
-
-def when_committed(publish_rows: Callable[[], None]) -> None:
-    """Publish now in autocommit mode, or when the surrounding transaction commits.
-
-    Either way the ledger rows are committed first, so a worker always finds its job's row.
-    """
-    if transaction.get_connection().in_atomic_block:
-        transaction.on_commit(publish_rows)
-    else:
-        publish_rows()

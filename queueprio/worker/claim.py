@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import NoReturn
 
 from billiard.exceptions import WorkerLostError
 from celery.exceptions import Ignore
 from django.db import transaction
 from django.utils import timezone
 
-from ..broker.protocol import HEADER_BAND, HEADER_GENERATION, HEADER_PRIORITY, HEADER_QUEUED_AT, HEADER_REQUESTED
+from ..broker.protocol import HEADER_GENERATION, HEADER_PRIORITY, HEADER_QUEUED_AT, HEADER_REQUESTED, HEADER_TOKEN
 from ..conf import settings
-from ..models import Band, Job
+from ..models import Band, Job, JobState
 from ..registry import AnyTask
 from .external import adopt_external
 
@@ -23,56 +24,87 @@ logger = logging.getLogger("queueprio")
 CLAIM_POLL_SECONDS = 0.02
 
 
+def lease_until(now: datetime) -> datetime:
+    return now + timedelta(seconds=float(settings.LEASE_SECONDS))
+
+
 def claim(task: AnyTask) -> int:
-    """Claim the job for this copy and return its generation, or raise ``Ignore`` if stale."""
+    """Claim the job for this copy and return its generation, or raise ``Ignore`` to drop the copy."""
     request = task.request
     generation = getattr(request, HEADER_GENERATION, None)
+    task_id = str(request.id)
     if generation is None:
         return adopt_external(task)
-    redelivered = bool((request.delivery_info or {}).get("redelivered"))
+    generation, token = int(generation), str(getattr(request, HEADER_TOKEN, "") or "")
+    worker = request.hostname or ""
     deadline = time.monotonic() + float(settings.CLAIM_WAIT_SECONDS)
     while True:
         now = timezone.now()
         with transaction.atomic():
-            won = Job.objects.claim(
-                str(request.id), generation, redelivered=redelivered, worker=request.hostname or "", now=now
-            )
-            if won == "claimed":
+            won = Job.objects.claim(task_id, generation, token, worker=worker, now=now, lease_until=lease_until(now))
+            if won is not None:
                 # The job left the queue: give its place in the band back, in the same transaction.
-                Band.objects.release(getattr(request, HEADER_BAND, "") or "")
-        if won:
-            break
+                Band.objects.release(won.band_id)
+        if won is not None:
+            return started(task, generation, redelivered=False, now=now)
         # A lost claim is not yet a stale copy. The copy may have overtaken its submission's
-        # commit (see broker.publish.FirstCopy): then the row is absent, or it was committed between
-        # the UPDATE's snapshot and now and is claimable (so look in a new statement, not at
-        # the UPDATE's row count alone).
-        standing = Job.objects.standing(str(request.id), int(generation))
-        missing = standing == "absent"
-        if standing == "stale" or (missing and time.monotonic() > deadline):
-            break
-        if missing:
+        # commit (see broker.publish.FirstCopy): then the row is absent, or it was committed
+        # between the UPDATE's snapshot and now and is claimable (so look in a new statement).
+        standing = Job.objects.standing(task_id, generation, token, now)
+        if standing == "claimable":
+            continue  # the next UPDATE sees the row; it stays claimable only until a copy wins it
+        if standing == "absent" and time.monotonic() < deadline:
             time.sleep(CLAIM_POLL_SECONDS)
-        # "claimable": claim again at once. It can't repeat for long: the next UPDATE sees the
-        # row, and it stays claimable only until some copy wins it.
-    if won == "redelivered" and _lost_too_often(task, int(generation), now):
+            continue
+        break
+    if standing == "held":
+        return _take_over(task, generation, token, now)
+    if standing == "expired":
+        expire(task_id, now)
+    drop(task, standing, generation)
+
+
+def _take_over(task: AnyTask, generation: int, token: str, now: datetime) -> int:
+    """A copy of the generation that holds the job: run it again only if its run is gone.
+
+    RabbitMQ redelivers an unacked message when the worker's connection drops, not only when
+    its process dies; the first run may still be alive. Its lease says: a run renews it while
+    it lives (``worker.lease``), and the worker that saw the process die ends it
+    (``worker.request``). While it is current, this copy is dropped, and no worker loss counted.
+    """
+    task_id = str(task.request.id)
+    if not Job.objects.take_over(
+        task_id, generation, token, worker=task.request.hostname or "", now=now, lease_until=lease_until(now)
+    ):
+        drop(task, "held by a live run", generation)
+    if _lost_too_often(task, generation, now):
         raise Ignore()
-    if won:
-        queued_at = getattr(request, HEADER_QUEUED_AT, None)
-        logger.info(
-            "start task_id=%s task=%s priority=%s requested=%s waited=%.3fs generation=%s redelivered=%s",
-            str(request.id),
-            task.name,
-            getattr(request, HEADER_PRIORITY, None),
-            getattr(request, HEADER_REQUESTED, None),
-            now.timestamp() - queued_at if queued_at else 0.0,
-            generation,
-            redelivered,
-        )
-        return int(generation)
+    return started(task, generation, redelivered=True, now=now)
+
+
+def started(task: AnyTask, generation: int, *, redelivered: bool, now: datetime) -> int:
+    request = task.request
+    queued_at = getattr(request, HEADER_QUEUED_AT, None)
+    logger.info(
+        "start task_id=%s task=%s priority=%s requested=%s waited=%.3fs generation=%s redelivered=%s",
+        request.id,
+        task.name,
+        getattr(request, HEADER_PRIORITY, None),
+        getattr(request, HEADER_REQUESTED, None),
+        now.timestamp() - queued_at if queued_at else 0.0,
+        generation,
+        redelivered,
+    )
+    return generation
+
+
+def drop(task: AnyTask, why: str, generation: int) -> NoReturn:
+    """Acknowledge this copy without running it (``Ignore``: no result stored, the caller's untouched)."""
+    request = task.request
     logger.info(
         "drop %s task_id=%s task=%s priority=%s generation=%s",
-        "copy without a ledger row" if missing else "stale copy",
-        str(request.id),
+        "copy without a ledger row" if why == "absent" else f"copy ({why})",
+        request.id,
         task.name,
         getattr(request, HEADER_PRIORITY, None),
         generation,
@@ -80,14 +112,23 @@ def claim(task: AnyTask) -> int:
     raise Ignore()
 
 
+def expire(task_id: str, now: datetime) -> None:
+    """A copy found its job expired before it ran: the job ends ``expired``, its band place given back."""
+    ended, band = Job.objects.end_waiting(task_id, JobState.EXPIRED, error="expired before it ran", now=now)
+    if ended:
+        Band.objects.release(band)
+        logger.info("expire task_id=%s", task_id)
+
+
 def _lost_too_often(task: AnyTask, generation: int, now: datetime) -> bool:
-    """After ``QUEUEPRIO_MAX_WORKER_LOSSES`` dead workers, fail the job instead of running it again."""
+    """After ``QUEUEPRIO_MAX_WORKER_LOSSES`` dead runs, fail the job instead of running it again."""
     request = task.request
-    losses = Job.objects.filter(task_id=str(request.id)).values_list("worker_losses", flat=True).first() or 0
+    task_id = str(request.id)
+    losses = Job.objects.filter(task_id=task_id).values_list("worker_losses", flat=True).first() or 0
     if losses < int(settings.MAX_WORKER_LOSSES):
         return False
     error = f"WorkerLost: the worker running this job died {losses} times; not running it again"
-    Job.objects.give_up(str(request.id), generation, error=error, now=now)
-    logger.error("give up task_id=%s task=%s worker_losses=%s", str(request.id), task.name, losses)
-    task.backend.mark_as_failure(str(request.id), WorkerLostError(error), request=request)
+    Job.objects.give_up(task_id, generation, error=error, now=now)
+    logger.error("give up task_id=%s task=%s worker_losses=%s", task_id, task.name, losses)
+    task.backend.mark_as_failure(task_id, WorkerLostError(error), request=request)
     return True

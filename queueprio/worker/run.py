@@ -14,42 +14,79 @@ from celery.app.trace import get_actual_ignore_result  # type: ignore[attr-defin
 from celery.exceptions import Ignore, Reject, Retry, SoftTimeLimitExceeded
 from django.utils import timezone
 
-from ..broker.protocol import HEADER_BAND, HEADER_PRIORITY
+from ..broker.protocol import HEADER_PRIORITY
 from ..models import Job, JobState
 from ..registry import AnyTask
-from .claim import claim
+from .claim import claim, lease_until
+from .followup import ended_without_result, hand_on, pending_followup, requeue
+from .lease import leases
 
 logger = logging.getLogger("queueprio")
 
 
 def run_claimed(task: AnyTask, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """Run the task body if this copy holds the claim, and record the outcome."""
+    """Run the task body if this copy holds the claim, and record how the run ended."""
     request = task.request
     if request.called_directly or request.is_eager:
         return celery.Task.__call__(task, *args, **kwargs)
     generation = claim(task)
+    task_id = str(request.id)
+    leases.hold(task_id, generation, lease_until(timezone.now()))
+    try:
+        return _run(task, generation, args, kwargs)
+    finally:
+        leases.release(task_id)
+
+
+def _run(task: AnyTask, generation: int, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     mark_started(task)
     started = time.monotonic()
     try:
         result = celery.Task.__call__(task, *args, **kwargs)
-    except (Retry, Ignore, Reject):
-        raise  # a retry already re-queued the row; the others are Celery's control flow
+    except Retry:
+        _hand_on_or_fail(task, generation, started, "retry() sent nothing")
+        raise
+    except Ignore:
+        followup = pending_followup(task)
+        if followup is not None:
+            hand_on(task, generation, followup)
+        else:
+            finish(task, generation, ended_without_result(task), started=started)
+        raise
+    except Reject as exc:
+        if getattr(exc, "requeue", False):
+            requeue(task, generation)
+        else:
+            reason = getattr(exc, "reason", None)
+            finish(task, generation, JobState.REJECTED, started=started, error=f"Reject: {reason!r}")
+        raise
     except SoftTimeLimitExceeded as exc:
-        limit = (request.timelimit or (None, None))[1]
-        band = getattr(request, HEADER_BAND, "") or "-"
-        finish(
-            task,
-            generation,
-            JobState.FAILED,
-            started=started,
-            error=f"SoftTimeLimitExceeded: soft time limit of {limit}s exceeded (band {band})\n\n" + describe(exc),
-        )
+        limit = (task.request.timelimit or (None, None))[1]
+        band = Job.objects.filter(task_id=str(task.request.id)).values_list("band_name", flat=True).first() or "-"
+        error = f"SoftTimeLimitExceeded: soft time limit of {limit}s exceeded (band {band})\n\n" + describe(exc)
+        finish(task, generation, JobState.FAILED, started=started, error=error)
         raise
     except BaseException as exc:
-        finish(task, generation, JobState.FAILED, started=started, error=describe(exc))
+        followup = pending_followup(task)
+        if followup is not None:  # retry(throw=False) sent the job again before the body failed
+            hand_on(task, generation, followup)
+        else:
+            finish(task, generation, JobState.FAILED, started=started, error=describe(exc))
         raise
-    finish(task, generation, JobState.SUCCEEDED, started=started)
+    followup = pending_followup(task)
+    if followup is not None:  # retry(throw=False): the body returned, and the job runs again
+        hand_on(task, generation, followup)
+    else:
+        finish(task, generation, JobState.SUCCEEDED, started=started)
     return result
+
+
+def _hand_on_or_fail(task: AnyTask, generation: int, started: float, why: str) -> None:
+    followup = pending_followup(task)
+    if followup is not None:
+        hand_on(task, generation, followup)
+    else:  # a Retry raised by hand, not by retry(): Celery marks it RETRY and sends nothing
+        finish(task, generation, JobState.FAILED, started=started, error=f"Retry raised but {why}")
 
 
 def mark_started(task: AnyTask) -> None:
@@ -64,9 +101,7 @@ def mark_started(task: AnyTask) -> None:
 
 def fail_after_hard_time_limit(task_id: str, task_name: str, exc: BaseException) -> None:
     """Celery killed the process at the hard time limit; record it (runs in the worker's main process)."""
-    updated = Job.objects.filter(task_id=task_id, state=JobState.STARTED).update(
-        state=JobState.FAILED, finished_at=timezone.now(), error=f"TimeLimitExceeded: {exc}"
-    )
+    updated = Job.objects.end_running(task_id, JobState.FAILED, error=f"TimeLimitExceeded: {exc}", now=timezone.now())
     if updated:
         logger.info("finish task_id=%s task=%s state=failed error=TimeLimitExceeded", task_id, task_name)
 

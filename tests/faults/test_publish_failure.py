@@ -35,7 +35,7 @@ def assert_failed_and_released(job: Job, *, cause: str) -> None:
     assert job.state == JobState.PUBLISH_FAILED
     assert job.error.startswith("publish failed: "), job.error
     assert cause in job.error
-    assert Band.objects.get(name=job.band).queued == 0  # its place in the band is given back
+    assert Band.objects.get(pk=job.band_id).queued == 0  # its place in the band is given back
 
 
 def test_connection_closed_under_the_producer__publish_failed(broker: Connection, tmp_path) -> None:

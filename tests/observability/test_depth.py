@@ -25,9 +25,9 @@ def test_band_of__outside_every_range_is_blank() -> None:
 
 def test_fold_bands__a_job_keeps_its_admitted_band_else_goes_by_requested_priority() -> None:
     rows = [
-        {"band": "", "requested_priority": 1, "queued": 2, "oldest": T},
-        {"band": "urgent", "requested_priority": 4, "queued": 1, "oldest": T - timedelta(minutes=5)},
-        {"band": "", "requested_priority": 7, "queued": 3, "oldest": None},
+        {"band_name": "", "requested_priority": 1, "queued": 2, "oldest": T},
+        {"band_name": "urgent", "requested_priority": 4, "queued": 1, "oldest": T - timedelta(minutes=5)},
+        {"band_name": "", "requested_priority": 7, "queued": 3, "oldest": None},
     ]
     folded = {q.name: q for q in depth.fold_bands(rows, RANGES)}
     assert (folded["urgent"].queued, folded["urgent"].oldest_since) == (3, T - timedelta(minutes=5))

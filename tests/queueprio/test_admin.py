@@ -69,7 +69,7 @@ def test_retry_action__reruns_a_failed_job_under_its_own_id(broker: Connection, 
     assert (job.state, job.generation, job.error, job.claimed_generation) == (JobState.QUEUED, 2, "", None)
     [message] = drain(broker)
     assert (message["id"], message["priority"], message["headers"]["qp_generation"]) == (result.id, 7, 2)
-    assert Band.objects.get(name=job.band).queued == 1  # queued again: it holds a place in its band
+    assert Band.objects.get(pk=job.band_id).queued == 1  # queued again: it holds a place in its band
 
 
 def test_task_priority_admin__changing_needs_the_change_permission() -> None:

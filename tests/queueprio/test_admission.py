@@ -188,7 +188,9 @@ def test_quota__a_batch_over_the_quota_is_demoted_whole(broker: Connection, tmp_
     record.apply_async(args=["x", out], priority=1, caller_key="alice")
     batch = submit_batch(record, [(["a", out], {}), (["b", out], {})], priority=1, caller_key="alice")
     jobs = Job.objects.filter(task_id__in=batch.ids)
-    assert {(job.effective_priority, job.priority_source, job.band) for job in jobs} == {(6, "demoted", "background")}
+    assert {(job.effective_priority, job.priority_source, job.band_name) for job in jobs} == {
+        (6, "demoted", "background")
+    }
 
 
 def test_quota__demote_policy_submits_at_the_configured_priority_and_records_it(broker: Connection, tmp_path) -> None:

@@ -90,7 +90,7 @@ def test_sweep__failed_publish_keeps_the_job_due(broker: Connection, tmp_path, s
     def broken(*args: object, **kwargs: object) -> None:
         raise ConnectionError("broker went away")
 
-    monkeypatch.setattr(publish, "send", broken)
+    monkeypatch.setattr(publish, "_publish_copy", broken)
     assert sweep().failed == 1
     unchanged = Job.objects.get(task_id=result.id)
     assert (unchanged.generation, unchanged.effective_priority) == (1, 9)

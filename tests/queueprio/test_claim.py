@@ -11,23 +11,24 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 
 import pytest
 from celery.exceptions import Ignore
-from kombu.utils.uuid import uuid
+from django.utils import timezone
 
-from queueprio.broker.protocol import HEADER_GENERATION
-from queueprio.models import Job, JobState, PrioritySource
-from queueprio.models.querysets import JobQuerySet
-from queueprio.submission.jobs import new_job
+from queueprio.broker.protocol import HEADER_GENERATION, HEADER_TOKEN
+from queueprio.models import Job, JobState
+from queueprio.models.job_queries import JobQuerySet
 from queueprio.worker import claim as execution
+from tests.support.ledger import unsaved_job
 from tests.support.tasks import record
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def a_job(generation: int = 1) -> Job:
-    job = new_job(record, ["x", "/dev/null"], {}, task_id=uuid(), priority=5, source=PrioritySource.CALL, options={})
+    job = unsaved_job(record, ["x", "/dev/null"])
     job.generation = generation
     return job
 
@@ -37,6 +38,7 @@ def delivered(job: Job, generation: int) -> Iterator[None]:
     """``record``'s request as a worker sees it for the copy of ``generation``."""
     record.push_request(id=job.task_id, delivery_info={"redelivered": False}, hostname="w@test")
     setattr(record.request, HEADER_GENERATION, generation)
+    setattr(record.request, HEADER_TOKEN, job.token)
     try:
         yield
     finally:
@@ -48,9 +50,9 @@ def committed_right_after_the_first_update(monkeypatch: pytest.MonkeyPatch, job:
     real_claim = JobQuerySet.claim
     outcomes: list[str] = []
 
-    def claim(self: JobQuerySet, *args: object, **kwargs: object) -> str:
-        won = real_claim(self, *args, **kwargs)
-        outcomes.append(won)
+    def claim(self: JobQuerySet, *args: object, **kwargs: object) -> object:
+        won = real_claim(self, *args, **kwargs)  # type: ignore[arg-type]
+        outcomes.append("claimed" if won is not None else "")
         if len(outcomes) == 1:
             job.save(force_insert=True)
         return won
@@ -80,9 +82,11 @@ def test_control__a_copy_older_than_the_row_it_finds_is_still_dropped(monkeypatc
 
 
 def test_control__a_copy_of_a_job_that_already_started_is_dropped() -> None:
+    # A live run holds it: its lease is current
     job = a_job()
     job.state = JobState.STARTED
     job.claimed_generation = 1
+    job.lease_until = timezone.now() + timedelta(seconds=60)
     job.save(force_insert=True)
     with delivered(job, 1), pytest.raises(Ignore):
         execution.claim(record)

@@ -12,13 +12,11 @@ from pathlib import Path
 
 import pytest
 from kombu import Connection
-from kombu.utils.uuid import uuid
 
 from queueprio.broker import publish
-from queueprio.models import Job, JobState, PrioritySource
-from queueprio.submission.jobs import new_job
+from queueprio.models import Job, JobState
 from tests.conftest import queue_depth
-from tests.support.ledger import finished
+from tests.support.ledger import finished, unsaved_job
 from tests.support.polling import lines, wait_for
 from tests.support.tasks import record
 from tests.support.worker import Worker, running_worker
@@ -28,8 +26,8 @@ pytestmark = [pytest.mark.broker, pytest.mark.django_db(transaction=True)]
 
 def sent_without_its_row(label: str, out: Path) -> Job:
     """Publish a job's first copy, as a submission does, but don't insert its row yet."""
-    job = new_job(record, [label, str(out)], {}, task_id=uuid(), priority=5, source=PrioritySource.CALL, options={})
-    publish.send(record, job)  # confirmed by RabbitMQ when this returns
+    job = unsaved_job(record, [label, str(out)])
+    publish.send(job)  # confirmed by RabbitMQ when this returns
     return job
 
 

@@ -8,13 +8,16 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.conf import settings as django_settings
 from django.core.management import CommandError, call_command
 from kombu import Connection
+from kombu.serialization import loads
 
-from queueprio.broker.protocol import HEADER_BAND, HEADER_GENERATION, HEADER_PRIORITY
+from queueprio.broker.protocol import HEADER_GENERATION, HEADER_PRIORITY, HEADER_TOKEN
+from queueprio.broker.publish import message_of
 from queueprio.models import Job, JobState, PrioritySource, TaskPriority
 from queueprio.operations import fifo_messages as legacy
 from queueprio.operations.queue_move import Interrupted, Refused, migrate
@@ -70,7 +73,7 @@ def test_migrate__moves_every_message_at_the_task_default_into_queue_or_lane(
     assert report.targets == {QUEUE: True, LANE: True}
     rows = {job.task_id: job for job in Job.objects.all()}
     assert set(rows) == set(normal) | set(urgent)
-    assert {(j.state, j.priority_source, j.generation, j.band) for j in rows.values()} == {
+    assert {(j.state, j.priority_source, j.generation, j.band_name) for j in rows.values()} == {
         ("queued", PrioritySource.MIGRATED, 1, "")
     }
     assert {rows[i].requested_priority for i in normal} == {6}
@@ -81,7 +84,8 @@ def test_migrate__moves_every_message_at_the_task_default_into_queue_or_lane(
     assert [m["id"] for m in lane] == urgent
     assert [{m["priority"] for m in part} for part in (moved[:3], moved[3:], lane)] == [{6}, {5}, {9}]
     first = moved[3]["headers"]
-    assert (first[HEADER_PRIORITY], first[HEADER_GENERATION], first[HEADER_BAND]) == (6, 1, "")
+    assert (first[HEADER_PRIORITY], first[HEADER_GENERATION]) == (6, 1)
+    assert first[HEADER_TOKEN] == Job.objects.get(task_id=first["id"]).token  # band, state: from the ledger
     assert (first["task"], first["root_id"], first["argsrepr"]) == ("tests.record", normal[0], repr(["job0", out]))
     assert HEADER_GENERATION not in moved[0]["headers"]  # no ledger row: adopted as external if it ever runs
     assert depth(broker, OLD) == 0
@@ -172,8 +176,10 @@ def test_migrate__rows_already_there_decide_supersede_drop_or_rerun(
     assert HEADER_GENERATION not in copies[adopted.task_id]["headers"]  # adopted again, as before
     queued.refresh_from_db()
     assert (queued.generation, queued.state) == (3, "queued")
-    assert Job.objects.get(task_id=chained).next_aging_at is None  # aging can't republish a chain
-    assert Job.objects.get(task_id=linked).options["link"] == [{"task": "tests.record"}]
+    # The rows keep the moved messages whole, so aging republishes a chain or a link unchanged
+    assert body_of(Job.objects.get(task_id=chained))[2]["chain"] == [{"task": "tests.record"}]
+    assert body_of(Job.objects.get(task_id=linked))[2]["callbacks"] == [{"task": "tests.record"}]
+    assert Job.objects.get(task_id=chained).next_aging_at is not None
 
 
 def test_migrate__an_unroutable_copy_stops_the_run_before_the_ack(
@@ -228,3 +234,9 @@ def test_refusals__same_queue_missing_queue_and_target_without_priority(
         broker.default_channel.queue_delete("plain.target")
     assert depth(broker, OLD) == 5
     assert not Job.objects.exists()
+
+
+def body_of(job: Job) -> Any:
+    """``(args, kwargs, embed)`` of the message the row republishes from."""
+    message = message_of(job)
+    return loads(message.body, message.content_type, message.content_encoding)

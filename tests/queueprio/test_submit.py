@@ -112,4 +112,4 @@ def test_publish_failure__marks_the_row_and_tells_the_caller(tmp_path) -> None:
     job = Job.objects.get()
     assert job.state == JobState.PUBLISH_FAILED
     assert "publish failed" in job.error
-    assert Band.objects.get(name=job.band).queued == 0  # its place in the band is given back
+    assert Band.objects.get(pk=job.band_id).queued == 0  # its place in the band is given back

@@ -10,7 +10,7 @@ from celery import states
 from django_celery_results.models import TaskResult
 from kombu.utils.uuid import uuid
 
-from queueprio.models import AgingStep, Job, Rejection
+from queueprio.models import AgingStep, Band, Job, Rejection
 
 
 def make_job(
@@ -22,6 +22,9 @@ def make_job(
     effective: int | None = None,
     **fields: Any,
 ) -> Job:
+    if isinstance(fields.get("band"), str):  # a band by name, as it was admitted to
+        fields["band_name"] = fields["band"]
+        fields["band"] = Band.objects.filter(name=fields["band"]).first()
     return Job.objects.create(
         task_id=uuid(),
         task_name=task,
@@ -77,3 +80,12 @@ def stored_statuses() -> dict[str, int]:
     after that module's last flush, and it must not count here."""
     ours = list(Job.objects.values_list("task_id", flat=True))
     return dict(Counter(TaskResult.objects.filter(task_id__in=ours).values_list("status", flat=True)))
+
+
+def unsaved_job(task: Any, args: list[Any], kwargs: dict[str, Any] | None = None, *, priority: int = 5) -> Job:
+    """A job as a submission builds it (Celery's message captured, a token), not yet saved."""
+    from queueprio.submission.jobs import capture, new_job
+
+    with task.app.producer_or_acquire(None) as producer:
+        message = capture(task, producer, args, kwargs or {}, task_id=uuid(), priority=priority, options={})
+    return new_job(task, message, args=args, kwargs=kwargs or {}, priority=priority, source="call")

@@ -1,0 +1,200 @@
+"""Jobs whose time has come: delayed jobs at their ``eta``, and started jobs whose run's lease lapsed.
+
+**Delayed jobs wait in the ledger, not in a worker.** A Celery worker holds a message with an ETA
+in memory, outside prefetch, and runs it when due ahead of everything queued since: a countdown
+defeats priority, and the job holds its place for its whole delay. queueprio records such a job
+``scheduled`` and publishes it when due (:func:`release_due`): it then takes its band place and
+its priority's place in RabbitMQ's order, and no worker ever sees an ETA.
+
+**A run that stopped renewing its lease is over** (its process died with the connection that
+would have redelivered its message, or it was cut off and stopped itself: ``worker.lease``).
+:func:`recover_leases` queues such a job again as a new generation, counting a worker loss.
+
+Both run in every worker's main process (:class:`Ticker`, started when the worker is ready),
+about every ``QUEUEPRIO_SCHEDULER_INTERVAL_SECONDS`` and exactly when the next ``eta`` is due;
+the aging sweep runs them too. The ticker runs on the worker's own event loop (its timer), not
+on a thread: a thread in the main process, and a database connection held across the pool's
+forks, are what Celery's prefork pool handles worst. Pools without an event loop (solo, threads)
+get a thread that blocks every signal (``queueprio.threads``). Concurrent tickers split the rows (``SKIP LOCKED``
+on PostgreSQL; SQLite's write lock serialises them). Each looks first with one indexed read and
+only takes a write transaction when something is due.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime
+from typing import Any
+
+import celery
+from django.db import close_old_connections, connection, transaction
+from django.db.models import F, Min
+from django.utils import timezone
+
+from ..broker import publish
+from ..conf import settings
+from ..models import AgingReason, AgingStep, Band, Job, JobState
+from ..priority import next_aging_at
+from ..threads import start_quiet_thread
+from ..worker.revoke import end_in_ledger, release_sqlite
+
+logger = logging.getLogger("queueprio")
+
+BATCH = 500
+
+
+def _locked(queryset: object) -> list[Job]:
+    rows = queryset.order_by("pk")  # type: ignore[attr-defined]
+    if connection.features.has_select_for_update_skip_locked:
+        rows = rows.select_for_update(skip_locked=True)
+    return list(rows[:BATCH])
+
+
+def release_due(now: datetime | None = None) -> int:
+    """Publish the scheduled jobs that are due; returns how many went out."""
+    now = now or timezone.now()
+    if not Job.objects.due(now).exists():
+        return 0
+    with transaction.atomic():
+        rows = _locked(Job.objects.due(now))
+        expired = [job.task_id for job in rows if job.expires_at is not None and job.expires_at <= now]
+        due = [job for job in rows if job.task_id not in expired]
+        for job in due:
+            _queue(job, now, next_aging=next_aging_at(job.eta or now, threshold=settings.aging_threshold()))
+        for band_id, count in _counts(due).items():
+            Band.objects.reacquire(band_id, count)
+    end_in_ledger(expired, JobState.EXPIRED, reason="expired while scheduled")
+    return _publish(due, now, on_failure=JobState.SCHEDULED)
+
+
+def recover_leases(now: datetime | None = None) -> int:
+    """Queue again the started jobs whose run's lease lapsed (a worker loss each); returns how many."""
+    now = now or timezone.now()
+    if not Job.objects.lease_lapsed(now).exists():
+        return 0
+    limit = int(settings.MAX_WORKER_LOSSES)
+    with transaction.atomic():
+        rows = _locked(Job.objects.lease_lapsed(now))
+        poison = [job for job in rows if job.worker_losses + 1 >= limit]
+        again = [job for job in rows if job not in poison]
+        for job in again:
+            AgingStep.objects.create(
+                job=job,
+                from_priority=job.effective_priority,
+                to_priority=job.effective_priority,
+                generation=job.generation + 1,
+                waited_seconds=(now - job.queued_at).total_seconds(),
+                reason=AgingReason.LEASE,
+                at=now,
+            )
+            _queue(job, now, next_aging=next_aging_at(now, threshold=settings.aging_threshold()), loss=True)
+        for band_id, count in _counts(again).items():
+            Band.objects.reacquire(band_id, count)
+        for job in poison:
+            error = f"WorkerLost: the run of this job was lost {job.worker_losses + 1} times; not running it again"
+            Job.objects.filter(pk=job.pk, state=JobState.STARTED).update(
+                state=JobState.FAILED, finished_at=now, error=error, lease_until=None
+            )
+    for job in again:
+        logger.warning("lease lapsed task_id=%s worker=%s: queued again", job.task_id, job.worker)
+    return _publish(again, now, on_failure=None)
+
+
+def _queue(job: Job, now: datetime, *, next_aging: datetime | None, loss: bool = False) -> None:
+    """Move a locked row to ``queued`` at a new generation (in memory too, for the publish)."""
+    changes = {
+        "state": JobState.QUEUED,
+        "generation": F("generation") + 1,
+        "claimed_generation": None,
+        "lease_until": None,
+        "published_at": now,
+        "next_aging_at": next_aging,
+    }
+    if loss:
+        changes["worker_losses"] = F("worker_losses") + 1
+    Job.objects.filter(pk=job.pk).update(**changes)
+    job.state, job.generation, job.published_at = JobState.QUEUED, job.generation + 1, now
+
+
+def _counts(jobs: list[Job]) -> dict[int | None, int]:
+    counts: dict[int | None, int] = {}
+    for job in jobs:
+        counts[job.band_id] = counts.get(job.band_id, 0) + 1
+    return counts
+
+
+def _publish(jobs: list[Job], now: datetime, *, on_failure: str | None) -> int:
+    """Publish the jobs' copies; an unconfirmed due job goes back to ``scheduled`` (tried again on
+    the next tick), an unconfirmed recovery stays ``queued`` for the aging sweep's recovery."""
+    if not jobs:
+        return 0
+    confirmed, error = publish.send_confirmed(celery.current_app, jobs)
+    lost = [job for job, ok in zip(jobs, confirmed, strict=True) if not ok]
+    if lost and on_failure is not None:
+        with transaction.atomic():
+            for job in lost:
+                if Job.objects.filter(pk=job.pk, state=JobState.QUEUED, generation=job.generation).update(
+                    state=on_failure, published_at=None, next_aging_at=None
+                ):
+                    Band.objects.release(job.band_id)
+    if lost:
+        logger.warning("due: %s of %s copies not confirmed (%s)", len(lost), len(jobs), error)
+    return len(jobs) - len(lost)
+
+
+def next_eta() -> datetime | None:
+    """When the next scheduled job is due (``queueprio_job_scheduled_idx``)."""
+    eta: datetime | None = Job.objects.filter(state=JobState.SCHEDULED).aggregate(eta=Min("eta"))["eta"]
+    return eta
+
+
+class Ticker:
+    """Runs :func:`release_due` and :func:`recover_leases` in a worker's main process."""
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._hub: Any = None
+
+    def start(self, hub: Any = None) -> None:
+        """On ``hub`` (the worker's event loop) when there is one, else on a quiet thread."""
+        self._stop.clear()
+        if hub is not None:
+            self._hub = hub
+            hub.call_later(0, self._on_timer)
+        elif self._thread is None or not self._thread.is_alive():
+            self._thread = start_quiet_thread(self._run, name="queueprio-due")
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _on_timer(self) -> None:
+        if not self._stop.is_set():
+            self._hub.call_later(self.tick(), self._on_timer)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._stop.wait(self.tick())
+        close_old_connections()
+
+    def tick(self) -> float:
+        """One round; returns how long to sleep: until the next ``eta``, at most one interval."""
+        interval = float(settings.SCHEDULER_INTERVAL_SECONDS)
+        try:
+            close_old_connections()
+            release_due()
+            recover_leases()
+            upcoming = next_eta()
+        except Exception:  # the database or the broker is away: try again next round
+            logger.exception("due jobs: tick failed")
+            return interval
+        finally:
+            release_sqlite()
+        if upcoming is None:
+            return interval
+        until = (upcoming - timezone.now()).total_seconds()
+        return min(interval, max(until, 0.005))
+
+
+ticker = Ticker()

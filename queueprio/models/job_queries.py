@@ -1,0 +1,187 @@
+"""The ledger's state transitions: each one conditional, so racing copies, workers and sweeps can't
+both win. What they mean for a job's life is in ``queueprio.worker`` (the invariants)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from django.db import connections, models, transaction
+from django.db.models import F, Q
+
+from .choices import ACTIVE_STATES, FINISHED_STATES, JobState
+from .querysets import first_row
+
+if TYPE_CHECKING:
+    from .ledger import Job
+
+QUEUED, SCHEDULED, STARTED = JobState.QUEUED, JobState.SCHEDULED, JobState.STARTED
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """What a winning claim learned from the row: its band place to give back."""
+
+    band_id: int | None
+
+
+class JobQuerySet(models.QuerySet["Job"]):
+    def queued(self) -> JobQuerySet:
+        return self.filter(state=QUEUED)
+
+    def active(self) -> JobQuerySet:
+        return self.filter(state__in=ACTIVE_STATES)
+
+    def finished(self) -> JobQuerySet:
+        return self.filter(state__in=FINISHED_STATES)
+
+    def active_with_key(self, key: str) -> tuple[str, str, int] | None:
+        """``(task_id, state, effective_priority)`` of the active job holding idempotency ``key``.
+
+        Runs on every keyed submission. Plain SQL over the partial unique index: building the
+        ORM query cost several times the lookup itself (``bench/submit.py``, phase d).
+        """
+        row: tuple[str, str, int] | None = first_row(
+            self.db,
+            "SELECT task_id, state, effective_priority FROM {table} "
+            "WHERE idempotency_key = %s AND state IN (%s, %s, %s) LIMIT 1",
+            self.model,
+            [key, SCHEDULED, QUEUED, STARTED],
+        )
+        return row
+
+    def due_for_aging(self, now: datetime) -> JobQuerySet:
+        """Queued jobs whose next aging step is due, served by the partial index ``queueprio_job_due_idx``."""
+        return self.filter(state=QUEUED, next_aging_at__lte=now)
+
+    def due(self, now: datetime) -> JobQuerySet:
+        """Scheduled jobs whose time has come (``queueprio_job_scheduled_idx``)."""
+        return self.filter(state=SCHEDULED, eta__lte=now)
+
+    def lease_lapsed(self, now: datetime) -> JobQuerySet:
+        """Started jobs whose run stopped renewing its lease (``queueprio_job_lease_idx``)."""
+        return self.filter(state=STARTED, lease_until__lt=now)
+
+    # --- the claim (worker) ------------------------------------------------------------
+
+    def claim(
+        self, task_id: str, generation: int, token: str, *, worker: str, now: datetime, lease_until: datetime
+    ) -> Claimed | None:
+        """The copy of ``generation`` wins the job: queued, not expired, at most this generation,
+        and the copy carries the job's token. One statement; ``None`` if it lost.
+
+        ``generation <=``: a republished copy may arrive before the row records its generation (the
+        row is updated once the broker confirmed the publish); it may claim too.
+        """
+        connection = connections[self.db]
+        table = connection.ops.quote_name(self.model._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} SET state = %s, claimed_generation = %s, started_at = %s, worker = %s, "  # noqa: S608
+                "next_aging_at = NULL, lease_until = %s "
+                "WHERE task_id = %s AND state = %s AND generation <= %s AND token = %s "
+                "AND (expires_at IS NULL OR expires_at > %s) RETURNING band_id",
+                [STARTED, generation, now, worker[:255], lease_until, task_id, QUEUED, generation, token, now],
+            )
+            row = cursor.fetchone()
+        return None if row is None else Claimed(row[0])
+
+    def take_over(
+        self, task_id: str, generation: int, token: str, *, worker: str, now: datetime, lease_until: datetime
+    ) -> bool:
+        """The claiming copy again (redelivered), allowed only once the run that held it stopped
+        renewing its lease: its process died, or was cut off longer than the lease."""
+        return bool(
+            self.filter(task_id=task_id, state=STARTED, claimed_generation=generation, token=token)
+            .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+            .update(started_at=now, worker=worker[:255], lease_until=lease_until, worker_losses=F("worker_losses") + 1)
+        )
+
+    def standing(self, task_id: str, generation: int, token: str, now: datetime) -> str:
+        """After a lost claim, what the row says of the copy of ``generation``, read afresh.
+
+        ``"absent"``: no row is visible (yet). ``"claimable"``: the row was committed after the
+        claim's ``UPDATE`` took its snapshot; claim again. ``"expired"``: its ``expires`` passed.
+        ``"held"``: this generation holds the job (a redelivered copy). ``"stale"``: anything else
+        (another copy holds or held it, it finished or was cancelled, a forged copy).
+        """
+        fields = ("state", "generation", "claimed_generation", "token", "expires_at")
+        row = self.filter(task_id=task_id).values_list(*fields).first()
+        if row is None:
+            return "absent"
+        state, newest, claimed, row_token, expires_at = row
+        if row_token != token:
+            return "stale"
+        if state == QUEUED and expires_at is not None and expires_at <= now:
+            return "expired"
+        if state == QUEUED and newest <= generation:
+            return "claimable"
+        return "held" if state == STARTED and claimed == generation else "stale"
+
+    def renew_lease(self, task_id: str, generation: int, until: datetime) -> bool:
+        """The run of ``generation`` is alive: push its lease to ``until``. ``False``: it lost the job."""
+        return bool(
+            self.filter(task_id=task_id, state=STARTED, claimed_generation=generation).update(lease_until=until)
+        )
+
+    def end_lease(self, task_id: str, generation: int, now: datetime) -> bool:
+        """The run's process is gone (the worker saw it die): a redelivered copy may take over now."""
+        return bool(self.filter(task_id=task_id, state=STARTED, claimed_generation=generation).update(lease_until=now))
+
+    # --- how a run ends ------------------------------------------------------------------
+
+    def finish(self, task_id: str, generation: int, *, state: str, error: str, now: datetime) -> bool:
+        """Record the outcome of the copy that holds the claim; a stale copy changes nothing."""
+        return bool(
+            self.filter(task_id=task_id, state=STARTED, claimed_generation=generation).update(
+                state=state, finished_at=now, error=error[:10_000], lease_until=None
+            )
+        )
+
+    def give_up(self, task_id: str, generation: int, *, error: str, now: datetime) -> bool:
+        """Fail a job whose claiming copy keeps killing its worker (a poison message)."""
+        return self.finish(task_id, generation, state=JobState.FAILED, error=error, now=now)
+
+    def run_again(self, task_id: str, claimed: int, **changes: Any) -> bool:
+        """The run of generation ``claimed`` hands the job on (a retry, a replace, ``Reject(requeue=True)``):
+        the row waits again, ``queued`` or ``scheduled`` as ``changes`` say."""
+        return bool(
+            self.filter(task_id=task_id, state=STARTED, claimed_generation=claimed).update(
+                claimed_generation=None, lease_until=None, **changes
+            )
+        )
+
+    # --- from outside a run --------------------------------------------------------------
+
+    def end_waiting(self, task_id: str, state: str, *, error: str, now: datetime) -> tuple[bool, int | None]:
+        """Cancel or expire a job that has not started; returns whether it did, and the band place
+        to give back (a ``queued`` job holds one, a ``scheduled`` one doesn't)."""
+        changes = {"state": state, "finished_at": now, "error": error, "next_aging_at": None}
+        with transaction.atomic(using=self.db):
+            band = self.filter(task_id=task_id, state=QUEUED).values_list("band_id", flat=True).first()
+            if self.filter(task_id=task_id, state=QUEUED).update(**changes):
+                return True, band
+            return bool(self.filter(task_id=task_id, state=SCHEDULED).update(**changes)), None
+
+    def end_running(self, task_id: str, state: str, *, error: str, now: datetime) -> bool:
+        """A run ended outside the task body (terminated by a revoke): record it, whichever copy ran."""
+        return bool(
+            self.filter(task_id=task_id, state=STARTED).update(
+                state=state, finished_at=now, error=error, lease_until=None
+            )
+        )
+
+    def raise_scheduled(self, task_id: str, priority: int) -> bool:
+        """A more urgent duplicate of a scheduled job: it will be published at ``priority`` when due."""
+        return bool(
+            self.filter(task_id=task_id, state=SCHEDULED, effective_priority__gt=priority).update(
+                requested_priority=priority, effective_priority=priority
+            )
+        )
+
+    def next_generation(self, task_id: str, *, states: tuple[str, ...], **changes: Any) -> Job | None:
+        """Bump the generation of ``task_id`` if it is in one of ``states`` (and apply ``changes``);
+        the fresh row, or ``None`` if another racer moved it first."""
+        updated = self.filter(task_id=task_id, state__in=states).update(generation=F("generation") + 1, **changes)
+        return self.filter(task_id=task_id).first() if updated else None
