@@ -14,6 +14,9 @@ PREFIX = "CONVERTERS_"
 class Defaults:
     #: Every path a converter reads or writes is confined to this directory.
     ROOT: str = "var/files"
+    #: Permission bits of converted files, e.g. ``0o640``. ``None``: ``0o666`` less the process's
+    #: umask, like any file the process creates (``0o644`` under the usual umask ``022``).
+    FILE_MODE: int | None = None
 
 
 class Settings:
