@@ -10,4 +10,6 @@ class ConvertersConfig(AppConfig):
     verbose_name = "Converters"
 
     def ready(self) -> None:
-        from . import tasks  # noqa: F401  (registers the shipped converters as Celery tasks)
+        from . import signals, tasks  # noqa: F401  (tasks: registers the shipped converters as Celery tasks)
+
+        signals.connect()

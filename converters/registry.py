@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from celery import shared_task
 
 from queueprio import InvalidArguments, PriorityTask, UnknownTask, validate_priority
 
-from . import paths
+from . import limits, paths
 from .errors import ConversionError
 
 ConvertFn = Callable[..., dict[str, Any]]
@@ -71,7 +72,7 @@ def converter(*, name: str, suffix: str, priority: int | None = None) -> Callabl
             target_path = paths.confine(target) if target else paths.default_target(source_path, suffix)
             if not source_path.is_file():
                 raise ConversionError(f"source {source!r} is not a regular file")
-            summary = fn(source_path, target_path, **(options or {}))
+            summary = convert_within_memory(fn, source_path, target_path, options or {})
             return {**summary, "target": paths.relative(target_path)}
 
         task = shared_task(
@@ -85,6 +86,17 @@ def converter(*, name: str, suffix: str, priority: int | None = None) -> Callabl
         return task
 
     return register
+
+
+def convert_within_memory(fn: ConvertFn, source: Path, target: Path, options: dict[str, Any]) -> dict[str, Any]:
+    """Run ``fn``; running out of memory (the worker's limit) is the job's ``ConversionError``, not a crash."""
+    try:
+        return fn(source, target, **options)
+    except MemoryError:
+        pass
+    # Raised outside the handler, so the MemoryError's traceback, and the frames holding whatever
+    # filled the memory, are released first: the worker process goes on with its memory back.
+    raise limits.out_of_memory(source)
 
 
 def get(name: str) -> ConverterTask:

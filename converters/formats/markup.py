@@ -18,6 +18,7 @@ from defusedxml import DefusedXmlException, EntitiesForbidden, ExternalReference
 
 from converters.atomic import atomic_output
 from converters.errors import ConversionError
+from converters.formats import estimates
 from converters.formats.common import check_options, open_source
 
 #: Deepest nesting accepted (elements, or arrays/objects): deeper input is refused, never recursed into.
@@ -50,10 +51,13 @@ def xml_to_json(source: Path, target: Path, **options: Any) -> dict[str, Any]:
     content is joined into ``#text``), comments and processing instructions.
 
     Parsed with defusedxml: entity declarations (entity bombs) and external references (XXE) are
-    refused. Empty files, malformed XML and nesting deeper than 200 are errors. ``records`` = elements.
+    refused. Empty files, malformed XML, nesting deeper than 200 and documents whose elements would
+    need more memory than a job may use (``estimates``) are errors. ``records`` = elements.
     """
     check_options(options, set())
-    root = _parse_xml(_read_document(source, "XML"), source)
+    data = _read_document(source, "XML")
+    estimates.check_xml(source, data)
+    root = _parse_xml(data, source)
     document = {root.tag: _element_value(root, 1, source)}
     with atomic_output(target) as out:
         json.dump(document, out, ensure_ascii=False, indent=2)
@@ -74,13 +78,14 @@ def json_to_xml(source: Path, target: Path, **options: Any) -> dict[str, Any]:
     Object members: ``"@name"`` -> attribute, ``"#text"`` -> text, other keys -> child elements (an
     array value -> one element per member). Scalars become text: ``null`` -> empty element, booleans
     -> ``true``/``false``. A key that isn't a valid XML name (e.g. contains a space or a colon), a text
-    with a character XML can't hold, and nesting deeper than 200 are errors. ``records`` = elements.
+    with a character XML can't hold, nesting deeper than 200 and documents whose values would need
+    more memory than a job may use (``estimates``) are errors. ``records`` = elements.
     """
     check_options(options, {"root", "item"})
     root_name = _name_option(options, "root", None)
     # An explicit {"item": null} means the default too (it reached ElementTree as a None tag).
     item = _name_option(options, "item", None) or "item"
-    document = _load_json(source)
+    document = _load_json(source, into="xml")
     try:
         tag, value = _root_of(document, root_name)
         root = ET.Element(tag)
@@ -101,8 +106,9 @@ def yaml_to_json(source: Path, target: Path, **options: Any) -> dict[str, Any]:
     The top level must be a mapping or a sequence (a file that is one plain string is almost always
     not YAML at all; an empty file is an error). Dates and timestamps become ISO 8601 strings,
     ``!!binary`` becomes base64 text, non-string keys become their JSON text (``1`` -> ``"1"``);
-    ``.nan``/``.inf``, nesting deeper than 200 and aliases expanding to more than 5 million values are
-    errors. ``records`` = top-level members.
+    ``.nan``/``.inf``, nesting deeper than 200, aliases expanding to more than 5 million values and
+    documents with more nodes than a job's memory allows (``estimates``) are errors.
+    ``records`` = top-level members.
     """
     check_options(options, set())
     document = _load_yaml(_read_document(source, "YAML"), source)
@@ -119,11 +125,11 @@ def yaml_to_json(source: Path, target: Path, **options: Any) -> dict[str, Any]:
 def json_to_yaml(source: Path, target: Path, **options: Any) -> dict[str, Any]:
     """Convert JSON to YAML (``yaml.safe_dump``, keys in their JSON order, Unicode kept). No options.
 
-    An empty file, invalid JSON and nesting deeper than 200 are errors.
-    ``records`` = top-level members (1 for a scalar).
+    An empty file, invalid JSON, nesting deeper than 200 and documents whose values would need more
+    memory than a job may use (``estimates``) are errors. ``records`` = top-level members (1 for a scalar).
     """
     check_options(options, set())
-    document = _load_json(source)
+    document = _load_json(source, into="yaml")
     _check_depth(document, 1, source)
     with atomic_output(target) as out:
         try:
@@ -159,8 +165,11 @@ def _decode(data: bytes, source: Path) -> str:
         raise ConversionError(f"{source.name} line {line}: not UTF-8 text ({exc.reason})") from exc
 
 
-def _load_json(source: Path) -> Any:
-    text = _decode(_read_document(source, "JSON"), source)
+def _load_json(source: Path, *, into: str) -> Any:
+    data = _read_document(source, "JSON")
+    estimates.check_json(source, data, into)
+    text = _decode(data, source)
+    del data  # the text is all the parser needs: don't hold both
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
@@ -270,6 +279,8 @@ def _check_depth(value: Any, depth: int, source: Path) -> None:
 
 def _load_yaml(data: bytes, source: Path) -> Any:
     text = _decode(data, source)
+    del data  # the text is all the parser needs: don't hold both
+    estimates.check_yaml(source, text)
     try:
         return yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:

@@ -14,7 +14,9 @@ import openpyxl
 
 from converters.atomic import atomic_output
 from converters.errors import ConversionError
+from converters.formats import archive, estimates
 from converters.formats.common import check_options, open_source
+from converters.limits import reraise_memory_error
 
 #: Longest line (and CSV field) accepted. Lines are read with this bound, so one can't exhaust memory.
 MAX_LINE_BYTES = 16 * 1024 * 1024
@@ -60,7 +62,8 @@ def json_to_csv(source: Path, target: Path, **options: Any) -> dict[str, Any]:
     but a key not in the header is an error naming its line (or array item). Cells: ``null`` -> empty,
     booleans -> ``true``/``false``, nested arrays/objects -> compact JSON text. An empty source, or one
     with no objects, is an error (a CSV needs a header). A plain array is loaded whole and refused
-    above 64 MiB; JSON Lines has no size limit, only a 16 MiB limit per line. ``records`` = objects.
+    above 64 MiB, or when its values would need more memory than a job may use (``estimates``);
+    JSON Lines has no size limit, only those limits per line (16 MiB). ``records`` = objects.
     """
     check_options(options, {"delimiter", "lines"})
     delimiter = _delimiter(options)
@@ -81,7 +84,8 @@ def xlsx_to_csv(source: Path, target: Path, **options: Any) -> dict[str, Any]:
 
     Every row is written, the first one included (no header detection). Cells: empty -> empty,
     booleans -> ``true``/``false``, dates/times -> ISO 8601. A sheet with no rows is an error,
-    as is a file that isn't an XLSX workbook (e.g. a legacy ``.xls``). ``records`` = rows written.
+    as is a file that isn't an XLSX workbook (e.g. a legacy ``.xls``), and a zip that would cost more
+    to open than its size suggests (``archive``: checked before openpyxl reads it). ``records`` = rows written.
     """
     check_options(options, {"sheet", "delimiter"})
     delimiter = _delimiter(options)
@@ -167,6 +171,7 @@ def _write_json_records(records: Iterable[str], out: IO[str], *, lines: bool) ->
 def _jsonl_objects(fh: IO[bytes], source: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     for number, line in enumerate(_text_lines(fh, source), 1):
         if line.strip():
+            estimates.check_json(source, line, "csv", where=f"line {number}")
             value = _json_loads(line, source, number)
             if not isinstance(value, dict):
                 raise ConversionError(f"{source.name} line {number}: expected a JSON object, got {_json_type(value)}")
@@ -180,11 +185,13 @@ def _json_array_objects(fh: IO[bytes], source: Path) -> Iterator[tuple[str, dict
         raise ConversionError(f"{source.name} is over {limit} MiB: convert it as JSON Lines (one object per line)")
     if not data.strip():
         raise ConversionError(f"{source.name}: empty JSON file")
+    estimates.check_json(source, data, "csv")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         raise ConversionError(f"{source.name} line {line}: not UTF-8 text ({exc.reason})") from exc
+    del data  # the text is all the parser needs: don't hold both
     document = _json_loads(text, source, None)
     if not isinstance(document, list):
         raise ConversionError(f"{source.name}: expected a JSON array of objects, got {_json_type(document)}")
@@ -257,9 +264,11 @@ def _xlsx_rows(fh: IO[bytes], source: Path, sheet: str | None) -> Iterator[list[
     # openpyxl raises an open-ended set of types on corrupt input (BadZipFile, InvalidFileException,
     # KeyError, ValueError, XML parse errors...), so anything it raises while reading is the file's fault.
     # A file object, not the path: openpyxl would otherwise refuse any name not ending in .xlsx.
+    archive.check_workbook_archive(fh, source)
     try:
         workbook = openpyxl.load_workbook(fh, read_only=True, data_only=True)
     except Exception as exc:
+        reraise_memory_error(exc)
         raise ConversionError(f"{source.name} is not a readable XLSX workbook ({_describe(exc)})") from exc
     try:
         worksheet = _pick_sheet(workbook, sheet, source)
@@ -272,6 +281,7 @@ def _xlsx_rows(fh: IO[bytes], source: Path, sheet: str | None) -> Iterator[list[
     except ConversionError:
         raise
     except Exception as exc:
+        reraise_memory_error(exc)
         raise ConversionError(f"{source.name}: corrupt XLSX sheet data ({_describe(exc)})") from exc
     finally:
         workbook.close()

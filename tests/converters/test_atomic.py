@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 
 from converters.atomic import atomic_output
+from converters.errors import ConversionError
 
 
 class Boom(Exception):
@@ -119,3 +123,52 @@ def test_atomic_output__failed_replace_removes_temp(tmp_path: Path) -> None:
         out.write("data")
     assert files_in(tmp_path) == ["out"]
     assert files_in(target) == ["keep"]
+
+
+# --- who can read the output: the umask, or CONVERTERS_FILE_MODE ----------------------------------
+
+
+def write_file(target: Path) -> int:
+    with atomic_output(target) as out:
+        out.write("x")
+    return stat.S_IMODE(target.stat().st_mode)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027, 0o077], ids=["022", "027", "077"])
+def test_atomic_output__mode_is_0666_less_the_umask(tmp_path: Path, umask: int) -> None:
+    # The issue: tempfile made every output 0600, unreadable to a web server running as another user.
+    previous = os.umask(umask)
+    try:
+        mode = write_file(tmp_path / "out.json")
+    finally:
+        os.umask(previous)
+    assert mode == 0o666 & ~umask  # 0644 under the usual 022
+
+
+def test_atomic_output__file_mode_setting_wins_over_the_umask(tmp_path: Path, settings: Any) -> None:
+    settings.CONVERTERS_FILE_MODE = 0o640
+    previous = os.umask(0o077)
+    try:
+        mode = write_file(tmp_path / "out.json")
+    finally:
+        os.umask(previous)
+    assert mode == 0o640
+
+
+@pytest.mark.parametrize("value", [0o1777, -1, "0644", True, 6.4])
+def test_atomic_output__a_bad_file_mode_setting_is_a_configuration_error(
+    tmp_path: Path, settings: Any, value: object
+) -> None:
+    settings.CONVERTERS_FILE_MODE = value
+    with pytest.raises(ImproperlyConfigured, match="CONVERTERS_FILE_MODE"), atomic_output(tmp_path / "out") as out:
+        out.write("x")
+    assert files_in(tmp_path) == []
+
+
+def test_atomic_output__output_directory_swapped_for_a_symlink_is_refused(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "out").symlink_to(elsewhere)  # "out/" was a directory when the target was confined
+    with pytest.raises(ConversionError, match=r"^x.json: a symbolic link is now on the output path"):
+        write_file(tmp_path / "out" / "x.json")
+    assert files_in(elsewhere) == []

@@ -49,7 +49,7 @@ def test_converters__reject_unusable_sources(
         source.write_text('{"a": 1}')
         source.chmod(0)
         if os.geteuid() == 0:  # root reads anything: fake what open() raises for everyone else
-            monkeypatch.setattr(common, "open", deny, raising=False)
+            monkeypatch.setattr(common.fsio, "open_regular_file", deny)
     before = set(tmp_path.iterdir())
     with pytest.raises(ConversionError, match=match):
         convert(source, target)

@@ -2,8 +2,10 @@
 
 ``tests/converters/test_tasks.py`` has one malformed file per converter; this is the full
 matrix: empty, truncated, the wrong format, invalid UTF-8, one huge line, deep nesting, an XML
-entity bomb and XXE, a YAML alias bomb, an image that lies about its size, a directory where a
-file should be, and a symlink out of the root that appears after the job was submitted.
+entity bomb and XXE, a YAML alias bomb, an image that lies about its size, memory bombs (an XLSX
+decompression bomb, JSON, XML and YAML that would take gigabytes once parsed; their memory is
+measured in ``tests/converters/test_memory_bombs.py``), a directory where a file should be, and
+a symlink out of the root that appears after the job was submitted.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from PIL import Image
 
 from converters import convert
 from queueprio.models import Job, JobState
+from tests.converters import bombs
+from tests.converters.bombs import XML_BOMB, YAML_BOMB
 from tests.support.ledger import finished, stored_result
 from tests.support.polling import wait_for
 from tests.support.worker import Worker
@@ -69,16 +73,6 @@ def nested(depth: int, open_: str, close: str, core: str = "") -> bytes:
     return (open_ * depth + core + close * depth).encode()
 
 
-YAML_BOMB = b"a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n" + b"".join(
-    f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]\n".encode() for i in range(1, 9)
-)
-XML_BOMB = (
-    b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
-    + b"".join(
-        f'<!ENTITY lol{i} "{("&lol" + (str(i - 1) if i > 1 else "") + ";") * 10}">'.encode() for i in range(1, 10)
-    )
-    + b"]><lolz>&lol9;</lolz>"
-)
 XXE = b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><r>&x;</r>'
 
 #: (converter, case, source suffix, content, what the error's first line says).
@@ -98,10 +92,12 @@ CORPUS: list[tuple[str, str, str, Bytes, str]] = [
     ("json_to_xml", "invalid UTF-8", ".json", b'{"r\xc3\x28": 1}', "not UTF-8"),
     ("json_to_xml", "deeply nested", ".json", lambda: nested(100_000, "[", "]"), "nested too deeply"),
     ("json_to_xml", "nested past the limit", ".json", lambda: nested(300, '{"a":', "}", core="1"), "deeper than 200"),
+    ("json_to_xml", "memory bomb (10 MiB of [])", ".json", bombs.json_empty_arrays, "would need about"),
     ("json_to_yaml", "empty", ".json", b"", "empty JSON"),
     ("json_to_yaml", "wrong format (yaml)", ".json", b"a: 1\nb: [2, 3]\n", "invalid JSON"),
     ("json_to_yaml", "deeply nested", ".json", lambda: nested(100_000, "[", "]"), "nested too deeply"),
     ("json_to_yaml", "nested past the limit", ".json", lambda: nested(300, "[", "]"), "deeper than 200"),
+    ("json_to_yaml", "memory bomb (4 MiB of [])", ".json", lambda: bombs.json_empty_arrays(4 * MB), "made into YAML"),
     ("xml_to_json", "empty", ".xml", b"", "empty XML"),
     ("xml_to_json", "truncated", ".xml", b"<root><item>1</item><item>", "invalid XML"),
     ("xml_to_json", "wrong format (json)", ".xml", b'{"root": 1}', "invalid XML"),
@@ -109,15 +105,18 @@ CORPUS: list[tuple[str, str, str, Bytes, str]] = [
     ("xml_to_json", "entity bomb", ".xml", XML_BOMB, "entity declarations are not allowed"),
     ("xml_to_json", "XXE to a local file", ".xml", XXE, "are not allowed"),
     ("xml_to_json", "deeply nested", ".xml", lambda: nested(100_000, "<a>", "</a>"), "deeper than 200"),
+    ("xml_to_json", "memory bomb (16 MB of attributes)", ".xml", lambda: bombs.xml_attributes(16 * MB), "would need"),
     ("yaml_to_json", "empty", ".yaml", b"", "empty YAML"),
     ("yaml_to_json", "truncated", ".yaml", b"a: [1, 2\nb: {c: ", "invalid YAML"),
     ("yaml_to_json", "wrong format (png)", ".yaml", lambda: png_claiming(1, 1), "not UTF-8"),
     ("yaml_to_json", "invalid UTF-8", ".yaml", b"a: \xff\xfe\n", "not UTF-8"),
     ("yaml_to_json", "alias bomb", ".yaml", YAML_BOMB, "more than 5,000,000 values"),
     ("yaml_to_json", "deeply nested", ".yaml", lambda: nested(10_000, "[", "]"), "nested too deeply"),
+    ("yaml_to_json", "memory bomb (2.5 MB of [a,…])", ".yaml", lambda: bombs.yaml_flow_scalars(5 * MB // 2), "nodes"),
     ("xlsx_to_csv", "empty", ".xlsx", b"", "not a readable XLSX workbook"),
     ("xlsx_to_csv", "truncated", ".xlsx", lambda: real_xlsx()[:3000], "not a readable XLSX workbook"),
     ("xlsx_to_csv", "a zip, not a workbook", ".xlsx", lambda: zip_of("a.txt", b"hi"), "not a readable XLSX workbook"),
+    ("xlsx_to_csv", "decompression bomb (300 KB to 300 MB)", ".xlsx", bombs.xlsx_core_properties, "more than 100 to 1"),
     ("image_to_webp", "empty", ".png", b"", "not an image"),
     ("image_to_webp", "truncated", ".png", lambda: real_png()[:20_000], "truncated or corrupt"),
     ("image_to_webp", "wrong format (text)", ".png", b"this is not an image\n", "not an image"),
