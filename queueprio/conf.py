@@ -39,7 +39,7 @@ class Defaults:
     #: it only once the lease has passed, and a run that can't renew stops itself before then
     #: (``queueprio.worker.lease``). Longer: slower recovery when a worker host is cut off.
     #: Shorter: more renewals (one UPDATE per running job per third).
-    LEASE_SECONDS: float = 60.0
+    LEASE_SECONDS: float = 15.0
     #: The longest a worker's due scheduler sleeps between looks at delayed jobs and lapsed leases
     #: (it wakes exactly at the next ``eta`` it knows of; this bounds how late a job submitted with
     #: a shorter countdown than the current sleep can be).

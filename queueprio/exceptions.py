@@ -72,6 +72,7 @@ class PublishFailed(QueueprioError):
     The row is marked ``publish_failed``; the original error is chained as ``__cause__``.
     """
 
-    def __init__(self, task_id: str, error: BaseException) -> None:
-        super().__init__(f"publishing task {task_id} failed: {error}")
+    def __init__(self, task_id: str, error: BaseException | None = None) -> None:
+        # With one argument it is the message: how Celery rebuilds an exception from a stored result.
+        super().__init__(task_id if error is None else f"publishing task {task_id} failed: {error}")
         self.task_id = task_id

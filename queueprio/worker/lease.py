@@ -67,7 +67,7 @@ class Leases:
     def _run(self) -> None:
         while True:
             seconds = float(settings.LEASE_SECONDS)
-            self._wake.wait(seconds / 3)
+            self._wake.wait(max(seconds / 3, 0.05))
             with self._lock:
                 held = dict(self._held)
             for task_id, lease in held.items():

@@ -24,6 +24,7 @@ def drain(conn: Connection, queue: str | None = None, *, limit: int = 10_000) ->
                 "task": message.headers.get("task"),
                 "id": message.headers.get("id"),
                 "headers": dict(message.headers),
+                "properties": dict(message.properties),
             }
         )
     return taken

@@ -76,6 +76,7 @@ def running_worker(
     queues: str | None = None,
     env: dict[str, str] | None = None,
     pool: str = "prefork",
+    app: str = "project",
 ) -> Iterator[Worker]:
     """Start ``celery worker`` and wait until it is consuming; stop it afterwards."""
     name = f"w{uuid.uuid4().hex[:8]}@%h"
@@ -85,7 +86,7 @@ def running_worker(
         "-m",
         "celery",
         "-A",
-        "project",
+        app,
         "worker",
         "-n",
         name,

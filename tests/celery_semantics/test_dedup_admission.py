@@ -1,0 +1,44 @@
+"""A duplicate submission that raises a job's priority goes through admission: it moves the job's
+band place (refused with the usual rejection when the target band is full) and counts against the
+urgent quota."""
+
+from __future__ import annotations
+
+import pytest
+from kombu import Connection
+
+from queueprio import QueueFull, QuotaExceeded
+from queueprio.models import Band, Job, Rejection, UrgentQuota
+from tests.support.semantics_tasks import add
+
+pytestmark = [pytest.mark.broker, pytest.mark.django_db(transaction=True)]
+
+
+def test_raise__moves_the_band_place(broker: Connection, out: str) -> None:
+    first = add.apply_async((1, 1, out), priority=9, idempotency_key="k")
+    assert Band.objects.get(name="background").queued == 1
+    add.apply_async((1, 1, out), priority=1, idempotency_key="k")
+    job = Job.objects.get(task_id=first.id)
+    assert (job.effective_priority, job.band_name, job.band_id) == (1, "background", Band.objects.get(name="urgent").pk)
+    assert (Band.objects.get(name="background").queued, Band.objects.get(name="urgent").queued) == (0, 1)
+
+
+def test_raise_into_a_full_band__refused_and_stored_the_job_stays(broker: Connection, out: str) -> None:
+    Band.objects.filter(name="urgent").update(max_queued=1)
+    add.apply_async((0, 0, out), priority=1)  # fills the urgent band
+    first = add.apply_async((1, 1, out), priority=9, idempotency_key="k")
+    with pytest.raises(QueueFull):
+        add.apply_async((1, 1, out), priority=1, idempotency_key="k")
+    job = Job.objects.get(task_id=first.id)
+    assert (job.effective_priority, job.band_id) == (9, Band.objects.get(name="background").pk)
+    assert Rejection.objects.filter(reason="queue_full", band="urgent").count() == 1
+
+
+def test_raise__counts_against_the_urgent_quota(broker: Connection, out: str) -> None:
+    UrgentQuota.objects.update(limit=2, max_priority=2, window_seconds=60)
+    a = add.apply_async((1, 1, out), priority=9, idempotency_key="a", caller_key="alice")
+    add.apply_async((1, 1, out), priority=1, idempotency_key="a", caller_key="alice")  # a raise: 1
+    add.apply_async((2, 2, out), priority=1, caller_key="alice")  # a new urgent job: 2
+    with pytest.raises(QuotaExceeded):
+        add.apply_async((3, 3, out), priority=1, caller_key="alice")  # 3: over
+    assert Job.objects.get(task_id=a.id).effective_priority == 1

@@ -1,0 +1,62 @@
+"""``expires`` is an absolute time fixed at submission: an expired job is never run or republished,
+its row ends ``expired`` and its band place is given back."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+from kombu import Connection
+
+from queueprio.broker.message import header_time
+from queueprio.broker.publish import message_of
+from queueprio.models import Band, Job, JobState
+from tests.celery_semantics.conftest import age_now
+from tests.support.ledger import finished
+from tests.support.messages import drain
+from tests.support.polling import lines, wait_for
+from tests.support.semantics_tasks import add
+from tests.support.worker import running_worker
+
+pytestmark = [pytest.mark.broker, pytest.mark.django_db(transaction=True)]
+
+
+def test_relative_expires__is_fixed_at_submission_and_kept_by_every_copy(broker: Connection, aged, out) -> None:
+    result = add.apply_async((1, 1, out), priority=9, expires=60)
+    job = Job.objects.get(task_id=result.id)
+    assert job.expires_at is not None
+    assert header_time(message_of(job).headers["expires"]) == job.expires_at
+    time.sleep(0.01)
+    age_now([result.id])
+    copies = drain(broker)
+    assert len(copies) == 2
+    assert {header_time(c["headers"]["expires"]) for c in copies} == {job.expires_at}  # not restarted
+    assert all("expiration" not in c["properties"] for c in copies)  # RabbitMQ doesn't drop it silently
+
+
+def test_expired_while_waiting__never_runs_and_the_sweep_ends_it(tmp_path: Path, broker: Connection, aged, out):
+    result = add.apply_async((2, 2, out), priority=9, expires=0.5)
+    kept = add.apply_async((3, 3, out), priority=9)
+    band = Job.objects.get(task_id=result.id).band_id
+    expires_at = Job.objects.get(task_id=result.id).expires_at
+    wait_for(lambda: expires_at is not None and expires_at < timezone.now(), timeout=5, message="the job to expire")
+    age_now([result.id, kept.id])  # the sweep ends the expired one instead of republishing it
+    assert Job.objects.get(task_id=result.id).state == JobState.EXPIRED
+    with running_worker(tmp_path):
+        wait_for(lambda: finished(kept.id), timeout=60)
+    assert lines(out) == ["add 3 3"]
+    assert Band.objects.get(pk=band).queued == 0
+
+
+def test_expired_in_the_queue__the_worker_drops_it_and_the_ledger_says_expired(
+    tmp_path: Path, broker: Connection, out
+) -> None:
+    result = add.apply_async((4, 4, out), priority=5, expires=0.5)
+    time.sleep(1.0)  # let it expire before any worker exists (the only sleep: making time pass)
+    with running_worker(tmp_path):
+        row = wait_for(lambda: Job.objects.filter(task_id=result.id, state=JobState.EXPIRED).first(), timeout=60)
+    assert lines(out) == []
+    assert result.state == "REVOKED"
+    assert Band.objects.get(pk=row.band_id).queued == 0
