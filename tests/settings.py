@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("QUEUEPRIO_EXTRA_TASK_MODULES", "tests.support.tasks")
+os.environ.setdefault("QUEUEPRIO_EXTRA_TASK_MODULES", "tests.support.tasks,tests.support.django_tasks")
 
 from project.settings import *  # noqa: F403
 from project.settings import DATABASES, VAR_DIR
