@@ -10,6 +10,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
+from . import celery_compat  # noqa: F401  # first: what Celery 5.5 and 5.6 lack
 from .exceptions import (
     InvalidArguments,
     InvalidPriority,
