@@ -46,10 +46,11 @@ def test_checks__project_settings_are_clean() -> None:
     assert ids() == []
 
 
-def test_checks__a_broker_that_is_not_rabbitmq(settings: object) -> None:
-    # Through Django settings, as a project sets it: Celery before 5.7 reads CELERY_BROKER_URL
-    # from the settings ahead of a broker_url changed on app.conf afterwards.
+def test_checks__a_broker_that_is_not_rabbitmq(conf: object, settings: object) -> None:
+    # Both places: Celery before 5.7 reads CELERY_BROKER_URL from Django settings ahead of a
+    # broker_url set on app.conf, and 5.7 the other way round.
     settings.CELERY_BROKER_URL = "redis://127.0.0.1:6379/0"  # type: ignore[attr-defined]
+    app.conf["broker_url"] = "redis://127.0.0.1:6379/0"
     assert ids() == ["queueprio.W005"]
 
 
