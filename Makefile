@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/queueprio_ci
 POSTGRES_TESTS ?= tests/queueprio tests/converters/test_tasks.py tests/faults/test_database_down.py
 
-.PHONY: demo test test-postgres lint bench soak
+.PHONY: demo test test-postgres matrix lint bench soak
 
 demo:
 	bash .ci/bootstrap
@@ -20,6 +20,12 @@ test:
 test-postgres:
 	bash .ci/bootstrap
 	DATABASE_URL=$(POSTGRES_URL) $(PY) -m pytest $(POSTGRES_TESTS) $(PYTEST_ARGS)
+
+# The compatibility matrix (noxfile.py): the test subset on each supported Django x Celery pair,
+# the lowest versions the package admits, and Django 6.0 where a Python 3.12 is installed.
+matrix:
+	bash .ci/bootstrap
+	$(VENV)/bin/nox $(NOX_ARGS)
 
 lint:
 	bash .ci/bootstrap

@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import dj_database_url
+import django
 from django.core.exceptions import ImproperlyConfigured
-
-from queueprio.celery import priority_queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("QUEUEPRIO_VAR_DIR", BASE_DIR / "var"))
@@ -45,6 +44,9 @@ INSTALLED_APPS = [
     "queueprio",
     "converters",
 ]
+if django.VERSION < (6, 0):
+    # Django's Tasks framework, from the backport before Django 6 (which has it built in).
+    INSTALLED_APPS.insert(INSTALLED_APPS.index("queueprio"), "django_tasks")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -135,35 +137,27 @@ QUEUEPRIO_QUEUE = os.environ.get("QUEUEPRIO_QUEUE", "queueprio")
 QUEUEPRIO_LANE_QUEUE = os.environ.get("QUEUEPRIO_LANE_QUEUE", f"{QUEUEPRIO_QUEUE}.critical")
 QUEUEPRIO_ENABLED = env_bool("QUEUEPRIO_ENABLED", True)
 
+# Django's Tasks (@task, .enqueue()) go through queueprio: docs/django-tasks.md.
+TASKS = {"default": {"BACKEND": "queueprio.backends.QueueprioBackend"}}
+
 # --- converters --------------------------------------------------------------------
 CONVERTERS_ROOT = Path(os.environ.get("CONVERTERS_ROOT", VAR_DIR / "files"))
 
 # --- Celery ------------------------------------------------------------------------
+# project/celery.py calls queueprio.celery.configure(app), which sets what priority needs from
+# the settings above: both queues with x-max-priority (and the main one as the default queue),
+# the router, publisher confirms, acks late, prefetch 1, reject on worker lost, the task-sent
+# event, the database beat scheduler and the django-db result backend. Anything set here wins.
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
-# Publisher confirms: a publish returns only once RabbitMQ has the message.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"confirm_publish": True}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_RESULT_BACKEND = "django-db"
 CELERY_RESULT_EXTENDED = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
-# Priority needs all three: a worker process holds one message at a time, acks it only
-# when done, and gives it back to the broker if the process dies.
-CELERY_TASK_ACKS_LATE = True
-CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_REJECT_ON_WORKER_LOST = True
-CELERY_TASK_QUEUES = (priority_queue(QUEUEPRIO_QUEUE), priority_queue(QUEUEPRIO_LANE_QUEUE))
-CELERY_TASK_DEFAULT_QUEUE = QUEUEPRIO_QUEUE
-CELERY_TASK_DEFAULT_EXCHANGE = QUEUEPRIO_QUEUE
-CELERY_TASK_DEFAULT_ROUTING_KEY = QUEUEPRIO_QUEUE
-CELERY_TASK_ROUTES = ("queueprio.celery.route_task",)
 CELERY_TASK_TRACK_STARTED = True
-# Flower and the events it reads.
+# Flower reads the workers' task events.
 CELERY_WORKER_SEND_TASK_EVENTS = True
-CELERY_TASK_SEND_SENT_EVENT = True
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_IMPORTS = tuple(env_list("QUEUEPRIO_EXTRA_TASK_MODULES"))
 
 # --- production hardening ------------------------------------------------------------

@@ -30,6 +30,9 @@ if TYPE_CHECKING:
     from .submission.batch import BatchResult, submit_batch
     from .submission.rejections import record_rejection
 
+#: This release (the distribution's version is read from here).
+__version__ = "0.1.0"
+
 __all__ = [
     "DEFAULT_PRIORITY",
     "LEAST_URGENT",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.apps import AppConfig
+from django.apps import AppConfig, apps
 
 
 class QueueprioConfig(AppConfig):
@@ -12,4 +12,9 @@ class QueueprioConfig(AppConfig):
 
     def ready(self) -> None:
         # Registration happens on import: system checks, signal receivers, queueprio's own tasks.
-        from . import checks, signals, tasks  # noqa: F401
+        from . import checks  # noqa: F401
+
+        # The receivers and tasks import django-celery-beat's models, which raise on import when
+        # its app is missing: the checks alone load then, so `manage.py check` can say what to add.
+        if apps.is_installed("django_celery_beat"):
+            from . import signals, tasks  # noqa: F401

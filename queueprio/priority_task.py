@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import celery
 from celery.exceptions import TimeLimitExceeded
@@ -15,7 +15,14 @@ from .broker.message import REPLACED
 # project may name PriorityTask as its app's ``task_cls``, or define a task in its celery.py).
 
 
-class PriorityTask(celery.Task[Any, Any]):
+if TYPE_CHECKING:
+    # celery-types makes Task generic; Celery itself can be subscripted only from 5.7 on.
+    TaskBase = celery.Task[Any, Any]
+else:
+    TaskBase = celery.Task
+
+
+class PriorityTask(TaskBase):
     """Base class for prioritised tasks.
 
     **``priority=`` means queueprio's scale**, 1 (most urgent) to 10 (least urgent), in

@@ -1,4 +1,5 @@
-"""The Celery tasks queueprio registers, found by ``app.autodiscover_tasks()`` (the periodic ones).
+"""The Celery tasks queueprio registers, found by ``app.autodiscover_tasks()``: the periodic ones, and
+the one Django's Tasks run inside (``queueprio.backends.QueueprioBackend``).
 
 The task *base class* lives in ``queueprio.priority_task`` (``queueprio.PriorityTask``). Its old
 path, ``queueprio.tasks.PriorityTask``, works for one more release with a ``DeprecationWarning``.
@@ -10,8 +11,9 @@ import warnings
 from typing import Any
 
 from .maintenance.tasks import age_waiting_jobs, prune, reconcile_bands, rollup_metrics
+from .taskbridge.runner import run_django_task
 
-__all__ = ["age_waiting_jobs", "prune", "reconcile_bands", "rollup_metrics"]
+__all__ = ["age_waiting_jobs", "prune", "reconcile_bands", "rollup_metrics", "run_django_task"]
 
 
 def __getattr__(name: str) -> Any:

@@ -12,7 +12,6 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from .observability import health as health_checks
-from .observability.prometheus import exposition
 
 
 @never_cache
@@ -27,5 +26,15 @@ def health(request: HttpRequest) -> JsonResponse:
 @never_cache
 @require_GET
 def metrics(request: HttpRequest) -> HttpResponse:
+    # Imported here: prometheus_client is an optional extra, and the health endpoint (same URLconf)
+    # must not need it.
+    try:
+        from .observability.prometheus import exposition
+    except ImportError:
+        return HttpResponse(
+            'Prometheus metrics need prometheus_client: pip install "queueprio[prometheus]"\n',
+            status=501,
+            content_type="text/plain",
+        )
     body, content_type = exposition()
     return HttpResponse(body, content_type=content_type)

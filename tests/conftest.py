@@ -37,9 +37,12 @@ def broker_vhost() -> Iterator[str]:
 @pytest.fixture
 def broker(broker_vhost: str) -> Iterator[Connection]:
     """A connection to the test vhost with the priority queues declared and empty."""
+    from project.celery import app
+
     with Connection(django_settings.CELERY_BROKER_URL) as conn:
         channel = conn.default_channel
-        for queue in django_settings.CELERY_TASK_QUEUES:
+        # The queues queueprio.celery.configure() declared on the project's app.
+        for queue in app.conf.task_queues:
             bound = queue.bind(channel)
             bound.declare()
             bound.purge()

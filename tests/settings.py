@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("QUEUEPRIO_EXTRA_TASK_MODULES", "tests.support.tasks,tests.support.semantics_tasks")
+os.environ.setdefault(
+    "QUEUEPRIO_EXTRA_TASK_MODULES", "tests.support.tasks,tests.support.semantics_tasks,tests.support.django_tasks"
+)
 
 from project.settings import *  # noqa: F403
 from project.settings import DATABASES, VAR_DIR

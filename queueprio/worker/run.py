@@ -10,7 +10,6 @@ from typing import Any
 
 import celery
 from celery import states
-from celery.app.trace import get_actual_ignore_result  # type: ignore[attr-defined]  # not in celery-types
 from celery.exceptions import Ignore, Reject, Retry, SoftTimeLimitExceeded
 from django.utils import timezone
 
@@ -89,10 +88,17 @@ def _hand_on_or_fail(task: AnyTask, generation: int, started: float, why: str) -
         finish(task, generation, JobState.FAILED, started=started, error=f"Retry raised but {why}")
 
 
+def ignores_result(task: AnyTask) -> bool:
+    """Celery 5.6's ``get_actual_ignore_result`` (5.5 lacks it): the request's explicit choice wins."""
+    request = task.request
+    explicit = request.__dict__.get("ignore_result") if hasattr(request, "__dict__") else None
+    return bool(task.ignore_result if explicit is None else explicit)
+
+
 def mark_started(task: AnyTask) -> None:
     """Celery's ``task_track_started``, for the copy that won the claim only (invariant 7)."""
     request = task.request
-    if not task.app.conf.task_track_started or get_actual_ignore_result(task, request):
+    if not task.app.conf.task_track_started or ignores_result(task):
         return
     task.backend.store_result(
         str(request.id), {"pid": os.getpid(), "hostname": request.hostname}, states.STARTED, request=request

@@ -19,6 +19,8 @@ import pytest
 import yaml
 from django.conf import settings
 
+from project.celery import app as celery_app
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DOCKER_DIR = REPO_ROOT / "docker"
 COMPOSE = DOCKER_DIR / "compose.yml"
@@ -157,23 +159,24 @@ def test_worker_consumes_exactly_the_declared_priority_queues(compose: dict[str,
     assert args[:4] == ["celery", "-A", "project", "worker"]
     queues = option(args, "-Q", "--queues")
     assert queues is not None
-    assert queues.split(",") == [queue.name for queue in settings.CELERY_TASK_QUEUES]
+    assert queues.split(",") == [queue.name for queue in celery_app.conf.task_queues]
 
 
 def test_worker_holds_one_message_at_a_time(compose: dict[str, Any]) -> None:
     # Prefetch 1 and late acks together are what lets an urgent job overtake queued ones.
     args = argv(compose, "worker")
     assert option(args, "--prefetch-multiplier") == "1"
-    assert settings.CELERY_WORKER_PREFETCH_MULTIPLIER == 1
-    assert settings.CELERY_TASK_ACKS_LATE is True
-    assert settings.CELERY_TASK_REJECT_ON_WORKER_LOST is True
+    # The app's effective settings: queueprio.celery.configure() sets these for the project.
+    assert celery_app.conf.worker_prefetch_multiplier == 1
+    assert celery_app.conf.task_acks_late is True
+    assert celery_app.conf.task_reject_on_worker_lost is True
 
 
 def test_beat_is_one_database_scheduler(compose: dict[str, Any]) -> None:
     beat = service(compose, "beat")
     args = argv(compose, "beat")
     assert args[:4] == ["celery", "-A", "project", "beat"]
-    assert option(args, "--scheduler", "-S") == settings.CELERY_BEAT_SCHEDULER
+    assert option(args, "--scheduler", "-S") == celery_app.conf.beat_scheduler
     assert (beat.get("deploy") or {}).get("replicas", 1) == 1
     assert beat.get("scale", 1) == 1
 
