@@ -1,40 +1,51 @@
 """The worker path: which copy of a job may run (``claim``), running it and recording how it ended (``run``).
 
-A job can have several messages in the broker at once: aging, an admin's "set priority",
-a raised duplicate or a recovery each publish a new copy under the same task id, and
-leave the older copies where they are (AMQP can't take a message back). Each copy carries
-its generation in the ``qp_generation`` header; the ledger row holds the newest generation.
+A job can have several messages in the broker at once: aging, an admin's "set priority", a
+raised duplicate, a recovery, a retry each publish a new copy under the same task id, and leave
+the older copies where they are (AMQP can't take a message back). Each copy is the job's own
+stored Celery message (``broker.message``) with its generation and the job's token in its
+headers; the ledger row holds the newest generation.
 
-Invariants, enforced by one conditional UPDATE per received copy (``JobQuerySet.claim``, called by ``worker.claim``):
+Invariants:
 
-1. A copy runs only if it wins the claim: the row is ``queued`` and the copy's generation
-   is at least the row's (a republished copy can arrive before the row records its new
-   generation, because the row is updated only once the broker confirmed the publish).
-   Winning moves the row to ``started`` and records the generation as
-   ``claimed_generation`` in the same statement, so at most one copy can ever win.
-2. The winning copy may run again only when the broker redelivers *that* copy
-   (``redelivered`` flag, after its worker died before acking; acks are late). A redelivered
-   copy of another generation is stale.
-3. Every other copy is stale: it is acknowledged and dropped without running
-   (``celery.exceptions.Ignore``: no result is stored, the caller's result is untouched).
-4. Only the claiming copy records the outcome (``JobQuerySet.finish`` matches
-   ``claimed_generation``); a retry publishes a new generation and sets the row back to
-   ``queued`` before the current run returns.
-5. A job whose claiming copy keeps killing its worker (a poison message: a segfault, the OOM
-   killer) is failed after ``QUEUEPRIO_MAX_WORKER_LOSSES`` redeliveries instead of looping
-   forever; a job killed at its hard time limit is failed by ``PriorityTask.on_failure``.
-6. A copy can arrive before its row is committed: a single submission sends it inside the
-   ledger transaction and commits while the broker stores it (``broker.publish.FirstCopy``). A
-   copy that finds no row at all claims again until the row appears, for at most
-   ``QUEUEPRIO_CLAIM_WAIT_SECONDS``; a copy whose row never appears (its submission rolled
-   back, and its caller got the error) is dropped like a stale one. A lost claim is judged
-   stale only from a fresh read of the row (``JobQuerySet.standing``): the row can be
-   committed between the claim's ``UPDATE`` and that read, and is then claimed again.
-7. A message published without queueprio (an old client's ``send_task``) has no generation:
-   it runs, and gets a ledger row when it starts.
-8. Only the claiming copy touches the result backend. Celery's own ``task_track_started``
-   writes ``STARTED`` *before* the task body (and so before the claim) runs: a stale copy, or
-   the claiming copy redelivered after its job finished (its ack lost with a broker
-   connection), would overwrite the job's stored ``SUCCESS`` with ``STARTED`` for good. So
-   ``PriorityTask`` turns Celery's tracking off and ``worker.run.mark_started`` does it after the claim.
+1. **A copy runs only if it wins the claim** (``JobQuerySet.claim``, one conditional UPDATE):
+   the row is ``queued``, not expired, at a generation no newer than the copy's, and the copy
+   carries the row's token. Winning moves the row to ``started``, records the generation as
+   ``claimed_generation`` and gives the band place back, in one transaction: at most one copy
+   can ever win. A republished copy can arrive before the row records its new generation (the
+   row is updated once the broker confirmed the publish); it may claim too.
+2. **Messages are not trusted over the ledger.** Band, priority, state and arguments' fate come
+   from the row; only generation and token come from the message, and a copy without the
+   token (forged, or published around queueprio) claims nothing. A message without a generation
+   is adopted only when no row exists for its id (``external``).
+3. **One run at a time** (``lease``). The claim takes a lease the run renews; a copy of the
+   claiming generation (RabbitMQ redelivers an unacked message when a *connection* drops, on a
+   consumer timeout, or when a process dies) runs only once the lease has passed, and only
+   then counts as a worker loss. A run that can't renew stops its own process before its lease
+   runs out. The worker that sees a pool process die ends that run's lease at once
+   (``request``). What remains: a process paused for longer than the margin (a sixth of the
+   lease) between checks, or clocks further apart than that, can overlap two runs by that much.
+4. **Every other copy is stale**: acknowledged and dropped without running (``Ignore``: no
+   result stored, the caller's untouched).
+5. **Only the claiming run records the outcome** (``JobQuerySet.finish`` matches
+   ``claimed_generation``). A run that hands the job on — ``retry()``, ``replace()``,
+   ``Reject(requeue=True)`` — does so only after its body ended (``followup``), so a rollback
+   of the body's own transaction can't undo the row while a message stands. ``Ignore`` ends
+   ``ignored``, ``Reject(requeue=False)`` ``rejected``, a replace by a task outside queueprio
+   ``replaced``.
+6. **A poison message stops**: a job whose runs keep dying is failed after
+   ``QUEUEPRIO_MAX_WORKER_LOSSES``; a job killed at its hard time limit is failed by
+   ``PriorityTask.on_failure``.
+7. **A copy can arrive before its row is committed**: a single submission sends it inside the
+   ledger transaction (``broker.publish.FirstCopy``). A copy that finds no row claims again
+   until the row appears, for at most ``QUEUEPRIO_CLAIM_WAIT_SECONDS``; one whose row never
+   appears (its submission rolled back) is dropped. A lost claim is judged from a fresh read of
+   the row (``JobQuerySet.standing``): the row can be committed between the claim's UPDATE and
+   that read, and is then claimed again.
+8. **Only the claiming copy touches the result backend.** Celery's ``task_track_started``
+   writes ``STARTED`` before the task body (and so before the claim) runs: a stale copy would
+   overwrite a finished job's ``SUCCESS``. ``PriorityTask`` turns Celery's tracking off and
+   ``run.mark_started`` does it after the claim.
+9. **Revoked and expired jobs never run** (``revoke``): the ledger records a revoke or an
+   expiry, and the claim refuses a job that isn't ``queued`` or whose ``expires`` passed.
 """

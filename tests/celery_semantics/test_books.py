@@ -52,3 +52,16 @@ def test_racing_admin_retries__count_the_job_once(broker: Connection, out: str) 
         retried = sum(pool.map(lambda _: retry(), range(4)))
     assert retried == 1
     assert Band.objects.get(name="normal").queued == 1
+
+
+def test_reconcile_command__reports_and_fixes(broker: Connection, out: str) -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    add.apply_async((1, 1, out), priority=5)
+    Band.objects.filter(name="normal").update(queued=3)
+    printed = StringIO()
+    call_command("queueprio", "reconcile", stdout=printed)
+    assert "band normal: counter 3, ledger 1: corrected" in printed.getvalue()
+    assert Band.objects.get(name="normal").queued == 1

@@ -16,6 +16,7 @@ from django.core.management.base import BaseCommand, CommandParser
 SUBCOMMANDS: dict[str, str] = {
     "status": "queueprio.cli.status",
     "migrate-queue": "queueprio.cli.queue_move",
+    "reconcile": "queueprio.cli.reconcile",
 }
 
 
