@@ -85,6 +85,9 @@ def sqlite_database(path: Path) -> dict[str, object]:
     return {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": str(path),
+        # Kept open between a worker's tasks, as PostgreSQL's are: with 0, Celery's Django fixup
+        # closes it after every task and the next one opens it (and runs the PRAGMAs) again.
+        "CONN_MAX_AGE": 60,
         "OPTIONS": {
             "timeout": 30,
             "transaction_mode": "IMMEDIATE",

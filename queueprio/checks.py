@@ -16,7 +16,15 @@ from django.urls import NoReverseMatch, reverse
 
 from .conf import settings
 from .priority import AMQP_MAX_PRIORITY
-from .wiring import BEAT_SCHEDULER, RESULTS_APP, RESULTS_BACKEND, ROUTER, is_configured, setting_name
+from .wiring import (
+    BEAT_SCHEDULER,
+    PLAIN_RESULTS_BACKEND,
+    RESULTS_APP,
+    RESULTS_BACKEND,
+    ROUTER,
+    is_configured,
+    setting_name,
+)
 
 CONFIGURE = "queueprio.celery.configure(app)"
 
@@ -251,10 +259,10 @@ def _result_backend_messages(app: celery.Celery) -> list[checks.CheckMessage]:
                 id="queueprio.W008",
             )
         ]
-    if backend == RESULTS_BACKEND and not installed:
+    if backend in (RESULTS_BACKEND, PLAIN_RESULTS_BACKEND) and not installed:
         return [
             checks.Error(
-                f"result_backend is {RESULTS_BACKEND!r} but {RESULTS_APP} is not in INSTALLED_APPS.",
+                f"result_backend is {backend!r} but {RESULTS_APP} is not in INSTALLED_APPS.",
                 hint=add_app + ".",
                 id="queueprio.E003",
             )

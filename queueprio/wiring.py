@@ -19,7 +19,10 @@ from .conf import settings
 ROUTER = "queueprio.celery.route_task"
 BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 RESULTS_APP = "django_celery_results"
-RESULTS_BACKEND = "django-db"
+#: django-celery-results' table and admin, written in the ledger's transactions (``worker.results``).
+RESULTS_BACKEND = "queueprio.worker.results:LedgerBackend"
+#: django-celery-results' own name for its backend: works too, at two more commits per job.
+PLAIN_RESULTS_BACKEND = "django-db"
 
 #: Apps that went through ``configure`` (weakly held: a test may build and drop apps).
 _configured: weakref.WeakSet[celery.Celery] = weakref.WeakSet()

@@ -62,9 +62,15 @@ class TaskPriorityQuerySet(models.QuerySet["TaskPriority"]):
 
 class BandQuerySet(models.QuerySet["Band"]):
     def release(self, band_id: int | None, count: int = 1) -> None:
-        """Give back places in the band (a job started, failed to publish, was cancelled or expired)."""
+        """Give back places in the band (a job started, failed to publish, was cancelled or expired).
+
+        Plain SQL: every claim runs it (see ``JobQuerySet.finish``).
+        """
         if band_id is not None and count:
-            self.filter(pk=band_id).update(queued=F("queued") - count)
+            connection = connections[self.db]
+            table = connection.ops.quote_name(self.model._meta.db_table)
+            with connection.cursor() as cursor:
+                cursor.execute(f"UPDATE {table} SET queued = queued - %s WHERE id = %s", [count, band_id])  # noqa: S608
 
     def reacquire(self, band_id: int | None, count: int = 1) -> None:
         """Count jobs as queued again (a retry, a due job) without checking the limit: they were admitted once."""

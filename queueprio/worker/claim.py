@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from datetime import datetime, timedelta
 from typing import NoReturn
@@ -17,11 +18,17 @@ from ..conf import settings
 from ..models import Band, Job, JobState
 from ..registry import AnyTask
 from .external import adopt_external
+from .results import ignores_result, is_ledger_backend, store_started
 
 logger = logging.getLogger("queueprio")
 
 #: How often a copy that arrived before its row was committed looks for the row again.
 CLAIM_POLL_SECONDS = 0.02
+
+
+def tracks_started_here(task: AnyTask) -> bool:
+    """Is Celery's STARTED written by the claim (the ledger's result backend, ``track_started`` on)?"""
+    return bool(task.app.conf.task_track_started) and is_ledger_backend(task) and not ignores_result(task)
 
 
 def lease_until(now: datetime) -> datetime:
@@ -43,8 +50,11 @@ def claim(task: AnyTask) -> int:
         with transaction.atomic():
             won = Job.objects.claim(task_id, generation, token, worker=worker, now=now, lease_until=lease_until(now))
             if won is not None:
-                # The job left the queue: give its place in the band back, in the same transaction.
+                # The job left the queue: give its place in the band back, in the same transaction,
+                # and write Celery's STARTED there too when the result backend is the ledger's.
                 Band.objects.release(won.band_id)
+                if tracks_started_here(task):
+                    store_started(task, {"pid": os.getpid(), "hostname": task.request.hostname})
         if won is not None:
             return started(task, generation, redelivered=False, now=now)
         # A lost claim is not yet a stale copy. The copy may have overtaken its submission's

@@ -16,9 +16,10 @@ from django.utils import timezone
 from ..broker.protocol import HEADER_PRIORITY
 from ..models import Job, JobState
 from ..registry import AnyTask
-from .claim import claim, lease_until
+from .claim import claim, lease_until, tracks_started_here
 from .followup import ended_without_result, hand_on, pending_followup, requeue
 from .lease import leases
+from .results import defer_finish, ignores_result
 
 logger = logging.getLogger("queueprio")
 
@@ -63,20 +64,20 @@ def _run(task: AnyTask, generation: int, args: tuple[Any, ...], kwargs: dict[str
         limit = (task.request.timelimit or (None, None))[1]
         band = Job.objects.filter(task_id=str(task.request.id)).values_list("band_name", flat=True).first() or "-"
         error = f"SoftTimeLimitExceeded: soft time limit of {limit}s exceeded (band {band})\n\n" + describe(exc)
-        finish(task, generation, JobState.FAILED, started=started, error=error)
+        finish(task, generation, JobState.FAILED, started=started, error=error, stored=True)
         raise
     except BaseException as exc:
         followup = pending_followup(task)
         if followup is not None:  # retry(throw=False) sent the job again before the body failed
             hand_on(task, generation, followup)
         else:
-            finish(task, generation, JobState.FAILED, started=started, error=describe(exc))
+            finish(task, generation, JobState.FAILED, started=started, error=describe(exc), stored=True)
         raise
     followup = pending_followup(task)
     if followup is not None:  # retry(throw=False): the body returned, and the job runs again
         hand_on(task, generation, followup)
     else:
-        finish(task, generation, JobState.SUCCEEDED, started=started)
+        finish(task, generation, JobState.SUCCEEDED, started=started, stored=True)
     return result
 
 
@@ -88,18 +89,11 @@ def _hand_on_or_fail(task: AnyTask, generation: int, started: float, why: str) -
         finish(task, generation, JobState.FAILED, started=started, error=f"Retry raised but {why}")
 
 
-def ignores_result(task: AnyTask) -> bool:
-    """Celery 5.6's ``get_actual_ignore_result`` (5.5 lacks it): the request's explicit choice wins."""
-    request = task.request
-    explicit = request.__dict__.get("ignore_result") if hasattr(request, "__dict__") else None
-    return bool(task.ignore_result if explicit is None else explicit)
-
-
 def mark_started(task: AnyTask) -> None:
     """Celery's ``task_track_started``, for the copy that won the claim only (invariant 7)."""
     request = task.request
-    if not task.app.conf.task_track_started or ignores_result(task):
-        return
+    if not task.app.conf.task_track_started or ignores_result(task) or tracks_started_here(task):
+        return  # (with the ledger's result backend the claim wrote it already)
     task.backend.store_result(
         str(request.id), {"pid": os.getpid(), "hostname": request.hostname}, states.STARTED, request=request
     )
@@ -112,10 +106,14 @@ def fail_after_hard_time_limit(task_id: str, task_name: str, exc: BaseException)
         logger.info("finish task_id=%s task=%s state=failed error=TimeLimitExceeded", task_id, task_name)
 
 
-def finish(task: AnyTask, generation: int, state: str, *, started: float, error: str = "") -> None:
+def finish(
+    task: AnyTask, generation: int, state: str, *, started: float, error: str = "", stored: bool = False
+) -> None:
+    """Record how the run ended. ``stored``: Celery stores a result for it next; with the ledger's
+    result backend the row is then finished in that same transaction (``worker.results``)."""
     request = task.request
-    now = timezone.now()
-    Job.objects.finish(str(request.id), generation, state=state, error=error, now=now)
+    if not (stored and defer_finish(task, generation, state, error[:10_000])):
+        Job.objects.finish(str(request.id), generation, state=state, error=error, now=timezone.now())
     logger.info(
         "finish task_id=%s task=%s priority=%s state=%s runtime=%.3fs retries=%s%s",
         str(request.id),

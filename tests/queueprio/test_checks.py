@@ -127,7 +127,7 @@ def test_configure__fills_in_what_the_user_did_not_set_and_their_settings_win() 
     assert conf.broker_transport_options == {"confirm_publish": True}
     assert conf.task_send_sent_event is True
     assert conf.beat_scheduler == "django_celery_beat.schedulers:DatabaseScheduler"
-    assert conf.result_backend == "django-db"
+    assert conf.result_backend == "queueprio.worker.results:LedgerBackend"
 
 
 def test_configure__on_an_app_whose_configuration_is_already_loaded() -> None:
