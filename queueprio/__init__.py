@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from .priority_task import PriorityTask, enqueue
     from .submission.batch import BatchResult, submit_batch
     from .submission.rejections import record_rejection
+    from .worker.progress import progress
 
 #: This release (the distribution's version is read from here).
 __version__ = "0.1.0"
@@ -53,6 +54,7 @@ __all__ = [
     "enqueue",
     "job",
     "jobs",
+    "progress",
     "record_rejection",
     "revoke",
     "submit_batch",
@@ -69,6 +71,7 @@ _LAZY = {
     "job": "queueprio.observability.jobs",
     "jobs": "queueprio.observability.jobs",
     "record_rejection": "queueprio.submission.rejections",
+    "progress": "queueprio.worker.progress",
     "revoke": "queueprio.operations.cancel",
     "submit_batch": "queueprio.submission.batch",
 }

@@ -44,6 +44,8 @@ class Defaults:
     #: (it wakes exactly at the next ``eta`` it knows of; this bounds how late a job submitted with
     #: a shorter countdown than the current sleep can be).
     SCHEDULER_INTERVAL_SECONDS: float = 0.5
+    #: A job's progress reports reach the ledger at most this often (``queueprio.progress``).
+    PROGRESS_INTERVAL_SECONDS: float = 0.5
     #: How often beat reconciles band counters with the ledger; read when the entry is first created.
     RECONCILE_INTERVAL_SECONDS: float = 300.0
     #: Seconds the health endpoint waits for workers to answer its ping. A worker busy

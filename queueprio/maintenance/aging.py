@@ -46,7 +46,7 @@ from ..broker import publish
 from ..broker.republish import Step as RepublishStep
 from ..broker.republish import record
 from ..conf import settings
-from ..models import AgingReason, Job, JobState
+from ..models import AgingReason, AgingStep, Job, JobState
 from ..priority import aged_priority, next_aging_delay
 from ..registry import AnyTask, priority_tasks
 from ..worker.revoke import end_in_ledger
@@ -141,6 +141,9 @@ def _sweep_batch(now: datetime, size: int, tasks: dict[str, AnyTask], report: Sw
                 expired.append(job.task_id)
                 continue
             step, task = plan(job, now), tasks.get(job.task_name)
+            if job.state == JobState.HELD:  # it waits in the ledger: it ages there, nothing to publish
+                report.aged += age_held(job, step, now)
+                continue
             if step.priority is None or task is None:  # nothing to publish (or the task is gone from the code)
                 Job.objects.filter(pk=job.pk).update(next_aging_at=step.next_at if task else None)
                 continue
@@ -162,3 +165,25 @@ def _sweep_batch(now: datetime, size: int, tasks: dict[str, AnyTask], report: Sw
         logger.warning("aging sweep: %s copies not confirmed (%s); they stay due", report.failed, error)
         return 0  # the broker is in trouble: stop here, the next sweep retries
     return len(batch)
+
+
+def age_held(job: Job, step: Step, now: datetime) -> bool:
+    """A held job (its band at its running limit) gains priority in the ledger: it is released
+    in that order (``maintenance.due.release_held``). A recovery means nothing for it."""
+    if step.reason != AgingReason.AGING or step.priority is None:
+        Job.objects.filter(pk=job.pk, state=JobState.HELD).update(next_aging_at=None)
+        return False
+    moved = Job.objects.filter(pk=job.pk, state=JobState.HELD).update(
+        effective_priority=step.priority, next_aging_at=step.next_at
+    )
+    if moved:
+        AgingStep.objects.create(
+            job=job,
+            from_priority=job.effective_priority,
+            to_priority=step.priority,
+            generation=job.generation,
+            waited_seconds=(now - job.queued_at).total_seconds(),
+            reason=AgingReason.AGING,
+            at=now,
+        )
+    return bool(moved)

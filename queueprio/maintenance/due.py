@@ -36,6 +36,7 @@ from ..broker import publish
 from ..conf import settings
 from ..models import AgingReason, AgingStep, Band, Job, JobState
 from ..priority import next_aging_at
+from ..submission.admission import publishable
 from ..threads import start_quiet_thread
 from ..worker.revoke import end_in_ledger, release_sqlite
 
@@ -68,6 +69,25 @@ def release_due(now: datetime | None = None) -> int:
     return _publish(due, now, on_failure=JobState.SCHEDULED)
 
 
+def release_held(now: datetime | None = None) -> int:
+    """Publish held jobs of bands with free running slots, most urgent (then oldest) first."""
+    now = now or timezone.now()
+    if not Job.objects.filter(state=JobState.HELD).exists():
+        return 0
+    released: list[Job] = []
+    with transaction.atomic():
+        for band in Band.objects.filter(pk__in=Job.objects.filter(state=JobState.HELD).values("band_id")):
+            in_broker = Job.objects.filter(band_id=band.pk, state=JobState.QUEUED).count()
+            free = publishable(band.max_running, band.running, in_broker)
+            held = Job.objects.filter(state=JobState.HELD, band_id=band.pk).order_by("effective_priority", "queued_at")
+            if connection.features.has_select_for_update_skip_locked:
+                held = held.select_for_update(skip_locked=True)
+            for job in held[: BATCH if free is None else min(free, BATCH)]:
+                _queue(job, now, next_aging=next_aging_at(now, threshold=settings.aging_threshold()))
+                released.append(job)
+    return _publish(released, now, on_failure=JobState.HELD)
+
+
 def recover_leases(now: datetime | None = None) -> int:
     """Queue again the started jobs whose run's lease lapsed (a worker loss each); returns how many."""
     now = now or timezone.now()
@@ -89,13 +109,10 @@ def recover_leases(now: datetime | None = None) -> int:
                 at=now,
             )
             _queue(job, now, next_aging=next_aging_at(now, threshold=settings.aging_threshold()), loss=True)
-        for band_id, count in _counts(again).items():
-            Band.objects.reacquire(band_id, count)
+            Band.objects.restart(job.band_id)  # its running slot back to a waiting place
         for job in poison:
             error = f"WorkerLost: the run of this job was lost {job.worker_losses + 1} times; not running it again"
-            Job.objects.filter(pk=job.pk, state=JobState.STARTED).update(
-                state=JobState.FAILED, finished_at=now, error=error, lease_until=None
-            )
+            Job.objects.end_running(job.task_id, JobState.FAILED, error=error, now=now)
     for job in again:
         logger.warning("lease lapsed task_id=%s worker=%s: queued again", job.task_id, job.worker)
     return _publish(again, now, on_failure=None)
@@ -134,9 +151,10 @@ def _publish(jobs: list[Job], now: datetime, *, on_failure: str | None) -> int:
     if lost and on_failure is not None:
         with transaction.atomic():
             for job in lost:
-                if Job.objects.filter(pk=job.pk, state=JobState.QUEUED, generation=job.generation).update(
+                moved = Job.objects.filter(pk=job.pk, state=JobState.QUEUED, generation=job.generation).update(
                     state=on_failure, published_at=None, next_aging_at=None
-                ):
+                )
+                if moved and on_failure == JobState.SCHEDULED:  # a held job keeps its place
                     Band.objects.release(job.band_id)
     if lost:
         logger.warning("due: %s of %s copies not confirmed (%s)", len(lost), len(jobs), error)
@@ -184,6 +202,7 @@ class Ticker:
         try:
             close_old_connections()
             release_due()
+            release_held()
             recover_leases()
             upcoming = next_eta()
         except Exception:  # the database or the broker is away: try again next round

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
-from ..models import Band, Job, JobState
+from ..models import WAITING_STATES, Band, Job, JobState
 
 logger = logging.getLogger("queueprio")
 
@@ -44,9 +44,18 @@ def _reconcile_band(band_id: int) -> Drift | None:
         band = Band.objects.select_for_update().filter(pk=band_id).first()
         if band is None:
             return None
-        ledger = Job.objects.filter(band_id=band_id, state=JobState.QUEUED).count()
-        if ledger == band.queued:
+        ledger = Job.objects.filter(band_id=band_id, state__in=WAITING_STATES).count()
+        running = Job.objects.filter(band_id=band_id, state=JobState.STARTED).count()
+        if (ledger, running) == (band.queued, band.running):
             return None
-        Band.objects.filter(pk=band_id).update(queued=ledger, corrections=band.corrections + abs(ledger - band.queued))
-    logger.warning("band counter drift band=%s counter=%s ledger=%s: corrected", band.name, band.queued, ledger)
+        drift = abs(ledger - band.queued) + abs(running - band.running)
+        Band.objects.filter(pk=band_id).update(queued=ledger, running=running, corrections=band.corrections + drift)
+    logger.warning(
+        "band counter drift band=%s queued=%s->%s running=%s->%s: corrected",
+        band.name,
+        band.queued,
+        ledger,
+        band.running,
+        running,
+    )
     return Drift(band.name, band.queued, ledger)

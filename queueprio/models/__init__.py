@@ -8,6 +8,7 @@ from __future__ import annotations
 from .choices import (
     ACTIVE_STATES,
     FINISHED_STATES,
+    WAITING_STATES,
     AgingReason,
     JobState,
     PrioritySource,
@@ -22,6 +23,7 @@ from .telemetry import BandSample, Dashboard, DepthSample, MetricTotal, MinuteSt
 __all__ = [
     "ACTIVE_STATES",
     "FINISHED_STATES",
+    "WAITING_STATES",
     "AgingReason",
     "AgingStep",
     "Band",

@@ -11,6 +11,9 @@ class JobState(models.TextChoices):
     SCHEDULED = "scheduled", _("scheduled")
     #: Its newest copy is in the broker; it holds a place in its band.
     QUEUED = "queued", _("queued")
+    #: Waiting in the ledger for a running slot in its band (``Band.max_running``); holds its
+    #: band place; published when a slot frees.
+    HELD = "held", _("held for a running slot")
     #: A copy won the claim and runs (under a lease its process renews).
     STARTED = "started", _("started")
     SUCCEEDED = "succeeded", _("succeeded")
@@ -29,7 +32,9 @@ class JobState(models.TextChoices):
 
 
 #: States in which a job may still run and holds its idempotency key.
-ACTIVE_STATES = (JobState.SCHEDULED, JobState.QUEUED, JobState.STARTED)
+ACTIVE_STATES = (JobState.SCHEDULED, JobState.QUEUED, JobState.HELD, JobState.STARTED)
+#: States that hold a place in the job's band (``Band.queued`` counts them).
+WAITING_STATES = (JobState.QUEUED, JobState.HELD)
 #: Terminal states: nothing of the job runs any more (until a retry or a resend of its task id).
 FINISHED_STATES = (
     JobState.SUCCEEDED,

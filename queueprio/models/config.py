@@ -71,6 +71,18 @@ class Band(models.Model):
             "Admission counter: taken on submit, released when a job starts, fails to publish or is cancelled."
         ),
     )
+    max_running = models.PositiveIntegerField(
+        _("max running jobs"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "At most this many of the band's jobs run at once; the rest wait in the ledger ('held') and are "
+            "published as slots free, so other bands keep worker processes. Empty: no limit."
+        ),
+    )
+    running = models.IntegerField(
+        _("running now"), default=0, editable=False, help_text=_("Jobs of this band running now (started).")
+    )
     corrections = models.PositiveBigIntegerField(
         _("counter corrections"),
         default=0,

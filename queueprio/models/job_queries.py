@@ -16,7 +16,7 @@ from .querysets import first_row
 if TYPE_CHECKING:
     from .ledger import Job
 
-QUEUED, SCHEDULED, STARTED = JobState.QUEUED, JobState.SCHEDULED, JobState.STARTED
+QUEUED, SCHEDULED, STARTED, HELD = JobState.QUEUED, JobState.SCHEDULED, JobState.STARTED, JobState.HELD
 
 
 @dataclass(frozen=True)
@@ -52,8 +52,8 @@ class JobQuerySet(models.QuerySet["Job"]):
         return row
 
     def due_for_aging(self, now: datetime) -> JobQuerySet:
-        """Queued jobs whose next aging step is due, served by the partial index ``queueprio_job_due_idx``."""
-        return self.filter(state=QUEUED, next_aging_at__lte=now)
+        """Waiting jobs whose next aging step is due (queued: ``queueprio_job_due_idx``; held)."""
+        return self.filter(state__in=(QUEUED, HELD), next_aging_at__lte=now)
 
     def due(self, now: datetime) -> JobQuerySet:
         """Scheduled jobs whose time has come (``queueprio_job_scheduled_idx``)."""
@@ -132,7 +132,8 @@ class JobQuerySet(models.QuerySet["Job"]):
     # --- how a run ends ------------------------------------------------------------------
 
     def finish(self, task_id: str, generation: int, *, state: str, error: str, now: datetime) -> bool:
-        """Record the outcome of the copy that holds the claim; a stale copy changes nothing.
+        """Record the outcome of the copy that holds the claim, and free its band's running slot;
+        a stale copy changes nothing. Call inside a transaction (two statements).
 
         Plain SQL: it runs once per job on the worker, where building the ORM query cost more
         than the statement (``bench/worker.py``).
@@ -142,10 +143,13 @@ class JobQuerySet(models.QuerySet["Job"]):
         with connection.cursor() as cursor:
             cursor.execute(
                 f"UPDATE {table} SET state = %s, finished_at = %s, error = %s, lease_until = NULL "  # noqa: S608
-                "WHERE task_id = %s AND state = %s AND claimed_generation = %s",
+                "WHERE task_id = %s AND state = %s AND claimed_generation = %s RETURNING band_id",
                 [state, now, error[:10_000], task_id, STARTED, generation],
             )
-            return bool(cursor.rowcount)
+            row = cursor.fetchone()
+        if row is not None:
+            _bands(self).stop(row[0])
+        return row is not None
 
     def give_up(self, task_id: str, generation: int, *, error: str, now: datetime) -> bool:
         """Fail a job whose claiming copy keeps killing its worker (a poison message)."""
@@ -153,32 +157,53 @@ class JobQuerySet(models.QuerySet["Job"]):
 
     def run_again(self, task_id: str, claimed: int, **changes: Any) -> bool:
         """The run of generation ``claimed`` hands the job on (a retry, a replace, ``Reject(requeue=True)``):
-        the row waits again, ``queued`` or ``scheduled`` as ``changes`` say."""
-        return bool(
+        the row waits again, ``queued`` or ``scheduled`` as ``changes`` say, and its running slot is
+        freed (a queued job takes its waiting place back; a scheduled one takes it when due).
+        Call inside a transaction."""
+        band = self.filter(task_id=task_id).values_list("band_id", flat=True).first()
+        moved = bool(
             self.filter(task_id=task_id, state=STARTED, claimed_generation=claimed).update(
                 claimed_generation=None, lease_until=None, **changes
             )
+        )
+        if moved and changes.get("state") == QUEUED:
+            _bands(self).restart(band)
+        elif moved:
+            _bands(self).stop(band)
+        return moved
+
+    def hold(self, task_id: str, generation: int) -> bool:
+        """A copy found its band at its running limit: the job waits in the ledger (``held``) until
+        a slot frees (``maintenance.due.release_held``); this copy is dropped."""
+        return bool(
+            self.filter(task_id=task_id, state=QUEUED, generation__lte=generation).update(state=HELD, published_at=None)
         )
 
     # --- from outside a run --------------------------------------------------------------
 
     def end_waiting(self, task_id: str, state: str, *, error: str, now: datetime) -> tuple[bool, int | None]:
         """Cancel or expire a job that has not started; returns whether it did, and the band place
-        to give back (a ``queued`` job holds one, a ``scheduled`` one doesn't)."""
+        to give back (a ``queued`` or ``held`` job holds one, a ``scheduled`` one doesn't)."""
         changes = {"state": state, "finished_at": now, "error": error, "next_aging_at": None}
+        waiting = (QUEUED, HELD)
         with transaction.atomic(using=self.db):
-            band = self.filter(task_id=task_id, state=QUEUED).values_list("band_id", flat=True).first()
-            if self.filter(task_id=task_id, state=QUEUED).update(**changes):
+            band = self.filter(task_id=task_id, state__in=waiting).values_list("band_id", flat=True).first()
+            if self.filter(task_id=task_id, state__in=waiting).update(**changes):
                 return True, band
             return bool(self.filter(task_id=task_id, state=SCHEDULED).update(**changes)), None
 
     def end_running(self, task_id: str, state: str, *, error: str, now: datetime) -> bool:
-        """A run ended outside the task body (terminated by a revoke): record it, whichever copy ran."""
-        return bool(
+        """A run ended outside the task body (terminated by a revoke, killed at its hard time limit):
+        record it, whichever copy ran, and free its slot. Call inside a transaction."""
+        band = self.filter(task_id=task_id).values_list("band_id", flat=True).first()
+        ended = bool(
             self.filter(task_id=task_id, state=STARTED).update(
                 state=state, finished_at=now, error=error, lease_until=None
             )
         )
+        if ended:
+            _bands(self).stop(band)
+        return ended
 
     def raise_scheduled(self, task_id: str, priority: int) -> bool:
         """A more urgent duplicate of a scheduled job: it will be published at ``priority`` when due."""
@@ -193,3 +218,9 @@ class JobQuerySet(models.QuerySet["Job"]):
         the fresh row, or ``None`` if another racer moved it first."""
         updated = self.filter(task_id=task_id, state__in=states).update(generation=F("generation") + 1, **changes)
         return self.filter(task_id=task_id).first() if updated else None
+
+
+def _bands(jobs: JobQuerySet) -> Any:
+    """The band manager, found through the ledger's foreign key (``config`` imports this module)."""
+    band: Any = jobs.model._meta.get_field("band").related_model
+    return band._default_manager.db_manager(jobs.db)

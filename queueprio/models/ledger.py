@@ -80,6 +80,11 @@ class Job(models.Model):
     started_at = models.DateTimeField(_("started at"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
     worker = models.CharField(_("worker"), max_length=255, blank=True)
+    progress = models.FloatField(
+        _("progress"), null=True, blank=True, help_text=_("0–1, as the running job last reported it.")
+    )
+    progress_note = models.CharField(_("progress note"), max_length=200, blank=True)
+    progress_at = models.DateTimeField(_("progress reported at"), null=True, blank=True)
     error = models.TextField(_("error"), blank=True)
 
     objects = JobQuerySet.as_manager()
@@ -100,6 +105,18 @@ class Job(models.Model):
             models.Index(fields=["state", "eta"], condition=Q(state="scheduled"), name="queueprio_job_scheduled_idx"),
             # Started jobs whose run's lease ran out (its process died or was cut off).
             models.Index(fields=["state", "lease_until"], condition=Q(state="started"), name="queueprio_job_lease_idx"),
+            # A waiting job's position: jobs of its queue ahead of it in RabbitMQ's order (observability.position).
+            models.Index(
+                fields=["state", "queue", "effective_priority", "published_at"],
+                condition=Q(state="queued"),
+                name="queueprio_job_position_idx",
+            ),
+            # Held jobs, released in priority order as their band's running slots free.
+            models.Index(
+                fields=["state", "band", "effective_priority", "queued_at"],
+                condition=Q(state="held"),
+                name="queueprio_job_held_idx",
+            ),
             # Reconciling a band's counter counts its queued rows.
             models.Index(fields=["band", "state"], name="queueprio_job_band_state_idx"),
             models.Index(fields=["state", "effective_priority"], name="queueprio_job_state_prio_idx"),
@@ -119,7 +136,7 @@ class Job(models.Model):
             # Deduplication is enforced by the database, so concurrent submitters can't both win.
             models.UniqueConstraint(
                 fields=["idempotency_key"],
-                condition=Q(state__in=["scheduled", "queued", "started"]),
+                condition=Q(state__in=["scheduled", "queued", "held", "started"]),
                 name="queueprio_job_active_idempotency_key",
             ),
         ]

@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from django.db import connections, models
-from django.db.models import F
 
 from ..conf import settings
 from ..priority import resolve_priority, validate_priority
@@ -61,21 +60,53 @@ class TaskPriorityQuerySet(models.QuerySet["TaskPriority"]):
 
 
 class BandQuerySet(models.QuerySet["Band"]):
-    def release(self, band_id: int | None, count: int = 1) -> None:
-        """Give back places in the band (a job started, failed to publish, was cancelled or expired).
+    """A band's two counters: ``queued`` (waiting: queued or held) and ``running`` (started).
 
-        Plain SQL: every claim runs it (see ``JobQuerySet.finish``).
-        """
+    Every transition of a job in or out of those states moves its band's counters, by the band's
+    key, in the same transaction as the row (``maintenance.reconcile`` checks they stay true).
+    Plain SQL: these run on every claim and finish (``bench/worker.py``).
+    """
+
+    def _update(self, sql: str, params: list[Any]) -> int:
+        connection = connections[self.db]
+        table = connection.ops.quote_name(self.model._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(sql.format(table=table), params)
+            return int(cursor.rowcount)
+
+    def release(self, band_id: int | None, count: int = 1) -> None:
+        """Give back waiting places (a job failed to publish, was cancelled or expired)."""
         if band_id is not None and count:
-            connection = connections[self.db]
-            table = connection.ops.quote_name(self.model._meta.db_table)
-            with connection.cursor() as cursor:
-                cursor.execute(f"UPDATE {table} SET queued = queued - %s WHERE id = %s", [count, band_id])  # noqa: S608
+            self._update("UPDATE {table} SET queued = queued - %s WHERE id = %s", [count, band_id])
 
     def reacquire(self, band_id: int | None, count: int = 1) -> None:
-        """Count jobs as queued again (a retry, a due job) without checking the limit: they were admitted once."""
+        """Count jobs as waiting again (a due job, an operator's retry) without checking the limit:
+        they were admitted once."""
         if band_id is not None and count:
-            self.filter(pk=band_id).update(queued=F("queued") + count)
+            self._update("UPDATE {table} SET queued = queued + %s WHERE id = %s", [count, band_id])
+
+    def start(self, band_id: int | None) -> bool:
+        """A waiting job starts: its place becomes a running slot, if the band's ``max_running``
+        allows another. ``False``: the band is at its limit and nothing changed."""
+        if band_id is None:
+            return True
+        return bool(
+            self._update(
+                "UPDATE {table} SET queued = queued - 1, running = running + 1 "
+                "WHERE id = %s AND (max_running IS NULL OR running < max_running)",
+                [band_id],
+            )
+        )
+
+    def stop(self, band_id: int | None) -> None:
+        """A run ended: its slot is free."""
+        if band_id is not None:
+            self._update("UPDATE {table} SET running = running - 1 WHERE id = %s", [band_id])
+
+    def restart(self, band_id: int | None) -> None:
+        """A run hands its job back to waiting (a retry, a replace, a requeue, a lapsed lease)."""
+        if band_id is not None:
+            self._update("UPDATE {table} SET running = running - 1, queued = queued + 1 WHERE id = %s", [band_id])
 
 
 class RejectionQuerySet(models.QuerySet["Rejection"]):

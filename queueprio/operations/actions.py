@@ -74,5 +74,5 @@ def retry_failed(jobs: Iterable[Job]) -> int:
 
 def cancel(jobs: Iterable[Job]) -> int:
     """Cancel waiting (scheduled or queued) jobs for good: see ``operations.cancel.revoke``."""
-    waiting = [job.task_id for job in jobs if job.state in (JobState.SCHEDULED, JobState.QUEUED)]
+    waiting = [job.task_id for job in jobs if job.state in (JobState.SCHEDULED, JobState.QUEUED, JobState.HELD)]
     return revoke(waiting) if waiting else 0

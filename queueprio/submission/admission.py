@@ -30,12 +30,23 @@ class Admission:
     band: str = ""
     soft_time_limit: float | None = None
     time_limit: float | None = None
+    #: With a ``max_running`` on the band: how many of the jobs just admitted may be published now
+    #: (running slots not taken by running or already waiting jobs); the rest wait ``held``.
+    #: ``None``: no limit.
+    publishable: int | None = None
 
     @classmethod
     def of(cls, band: Band | None) -> Admission:
         if band is None:
             return cls()
         return cls(band.pk, band.name, band.soft_time_limit, band.time_limit)
+
+
+def publishable(max_running: int | None, running: int, waiting_before: int) -> int | None:
+    """Running slots left for newly admitted jobs: ``None`` without a limit (pure)."""
+    if max_running is None:
+        return None
+    return max(0, max_running - running - waiting_before)
 
 
 def band_for(priority: int) -> Band | None:
@@ -94,11 +105,14 @@ def _take(priority: int, count: int) -> Admission | None:
         cursor.execute(
             f"UPDATE {table} SET queued = queued + %s "  # noqa: S608  (the table name is ours)
             "WHERE most_urgent <= %s AND least_urgent >= %s AND (max_queued IS NULL OR queued + %s <= max_queued) "
-            "RETURNING id, name, soft_time_limit, time_limit",
+            "RETURNING id, name, soft_time_limit, time_limit, max_running, running, queued",
             [count, priority, priority, count],
         )
         row = cursor.fetchone()
-    return None if row is None else Admission(row[0], row[1], row[2], row[3])
+    if row is None:
+        return None
+    band_id, name, soft, hard, max_running, running, queued = row
+    return Admission(band_id, name, soft, hard, publishable(max_running, running, queued - count))
 
 
 def counted(quota: QuotaRow | None, priority: int) -> bool:

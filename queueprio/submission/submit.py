@@ -233,8 +233,11 @@ def admit_and_record(
                 admitted = admission.Admission.of(admission.band_for(jobs[0].requested_priority))
             else:
                 admitted, _ = admission.admit(jobs[0].requested_priority, len(jobs))
-        for job in jobs:
+        for index, job in enumerate(jobs):
             admitted_to(job, admitted)
+            if admitted.publishable is not None and index >= admitted.publishable and job.state == JobState.QUEUED:
+                # Its band is at its running limit: it waits in the ledger, published as slots free.
+                job.state, job.published_at = JobState.HELD, None
         if before_insert is not None:
             before_insert()
         if len(jobs) == 1:

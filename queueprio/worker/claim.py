@@ -26,6 +26,10 @@ logger = logging.getLogger("queueprio")
 CLAIM_POLL_SECONDS = 0.02
 
 
+class AtItsLimit(Exception):
+    """Raised inside the claim's transaction to roll it back: the band has no free running slot."""
+
+
 def tracks_started_here(task: AnyTask) -> bool:
     """Is Celery's STARTED written by the claim (the ledger's result backend, ``track_started`` on)?"""
     return bool(task.app.conf.task_track_started) and is_ledger_backend(task) and not ignores_result(task)
@@ -47,14 +51,21 @@ def claim(task: AnyTask) -> int:
     deadline = time.monotonic() + float(settings.CLAIM_WAIT_SECONDS)
     while True:
         now = timezone.now()
-        with transaction.atomic():
-            won = Job.objects.claim(task_id, generation, token, worker=worker, now=now, lease_until=lease_until(now))
-            if won is not None:
-                # The job left the queue: give its place in the band back, in the same transaction,
-                # and write Celery's STARTED there too when the result backend is the ledger's.
-                Band.objects.release(won.band_id)
-                if tracks_started_here(task):
-                    store_started(task, {"pid": os.getpid(), "hostname": task.request.hostname})
+        try:
+            with transaction.atomic():
+                until = lease_until(now)
+                won = Job.objects.claim(task_id, generation, token, worker=worker, now=now, lease_until=until)
+                if won is not None:
+                    # The job's waiting place becomes a running slot (the band's max_running allowing),
+                    # in the same transaction; so is Celery's STARTED when the result backend is the ledger's.
+                    if not Band.objects.start(won.band_id):
+                        raise AtItsLimit(won.band_id)
+                    if tracks_started_here(task):
+                        store_started(task, {"pid": os.getpid(), "hostname": task.request.hostname})
+        except AtItsLimit:  # rolled back: the job is still queued
+            if Job.objects.hold(task_id, generation):
+                drop(task, "its band is at its running limit: held", generation)
+            continue  # the row moved meanwhile: look again
         if won is not None:
             return started(task, generation, redelivered=False, now=now)
         # A lost claim is not yet a stale copy. The copy may have overtaken its submission's

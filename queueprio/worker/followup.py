@@ -73,8 +73,6 @@ def hand_on(task: AnyTask, generation: int, followup: Followup) -> None:
             reason=AgingReason.RETRY if followup.kind == "retry" else AgingReason.RESEND,
             at=now,
         )
-        if not scheduled:
-            Band.objects.reacquire(job.band_id)
     logger.info(
         "%s task_id=%s next=%s generation=%s scheduled=%s",
         followup.kind,
@@ -105,7 +103,6 @@ def requeue(task: AnyTask, generation: int) -> None:
     task_id = str(task.request.id)
     with transaction.atomic():
         if Job.objects.run_again(task_id, generation, state=JobState.QUEUED):
-            Band.objects.reacquire(Job.objects.filter(task_id=task_id).values_list("band_id", flat=True).first())
             logger.info("requeue task_id=%s generation=%s", task_id, generation)
 
 

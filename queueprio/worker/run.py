@@ -11,6 +11,7 @@ from typing import Any
 import celery
 from celery import states
 from celery.exceptions import Ignore, Reject, Retry, SoftTimeLimitExceeded
+from django.db import transaction
 from django.utils import timezone
 
 from ..broker.protocol import HEADER_PRIORITY
@@ -19,6 +20,7 @@ from ..registry import AnyTask
 from .claim import claim, lease_until, tracks_started_here
 from .followup import ended_without_result, hand_on, pending_followup, requeue
 from .lease import leases
+from .progress import GENERATION
 from .results import defer_finish, ignores_result
 
 logger = logging.getLogger("queueprio")
@@ -30,6 +32,7 @@ def run_claimed(task: AnyTask, args: tuple[Any, ...], kwargs: dict[str, Any]) ->
     if request.called_directly or request.is_eager:
         return celery.Task.__call__(task, *args, **kwargs)
     generation = claim(task)
+    setattr(request, GENERATION, generation)  # the run's own progress reports name it
     task_id = str(request.id)
     leases.hold(task_id, generation, lease_until(timezone.now()))
     try:
@@ -101,7 +104,10 @@ def mark_started(task: AnyTask) -> None:
 
 def fail_after_hard_time_limit(task_id: str, task_name: str, exc: BaseException) -> None:
     """Celery killed the process at the hard time limit; record it (runs in the worker's main process)."""
-    updated = Job.objects.end_running(task_id, JobState.FAILED, error=f"TimeLimitExceeded: {exc}", now=timezone.now())
+    with transaction.atomic():
+        updated = Job.objects.end_running(
+            task_id, JobState.FAILED, error=f"TimeLimitExceeded: {exc}", now=timezone.now()
+        )
     if updated:
         logger.info("finish task_id=%s task=%s state=failed error=TimeLimitExceeded", task_id, task_name)
 
@@ -113,7 +119,8 @@ def finish(
     result backend the row is then finished in that same transaction (``worker.results``)."""
     request = task.request
     if not (stored and defer_finish(task, generation, state, error[:10_000])):
-        Job.objects.finish(str(request.id), generation, state=state, error=error, now=timezone.now())
+        with transaction.atomic():  # the row and its band's running slot together
+            Job.objects.finish(str(request.id), generation, state=state, error=error, now=timezone.now())
     logger.info(
         "finish task_id=%s task=%s priority=%s state=%s runtime=%.3fs retries=%s%s",
         str(request.id),

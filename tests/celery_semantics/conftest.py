@@ -13,20 +13,24 @@ from django.db.models import Count
 from django.utils import timezone
 
 from queueprio.maintenance.aging import sweep
-from queueprio.models import Band, Job, JobState
+from queueprio.models import WAITING_STATES, Band, Job, JobState
 
 pytestmark = [pytest.mark.broker]
 
 
 def band_books() -> dict[str, tuple[int, int]]:
-    """``band -> (counter, queued rows)`` for every band."""
-    rows = dict(
-        Job.objects.filter(state=JobState.QUEUED, band__isnull=False)
-        .values_list("band_id")
-        .annotate(n=Count("pk"))
-        .values_list("band_id", "n")
-    )
-    return {band.name: (band.queued, rows.get(band.pk, 0)) for band in Band.objects.all()}
+    """``band -> (counter, ledger)`` for every band's two counters: waiting jobs and running ones."""
+
+    def counted(*states: str) -> dict[int, int]:
+        rows = Job.objects.filter(state__in=states, band__isnull=False).values_list("band_id")
+        return dict(rows.annotate(n=Count("pk")).values_list("band_id", "n"))
+
+    waiting, running = counted(*WAITING_STATES), counted(JobState.STARTED)
+    books = {}
+    for band in Band.objects.all():
+        books[f"{band.name} waiting"] = (band.queued, waiting.get(band.pk, 0))
+        books[f"{band.name} running"] = (band.running, running.get(band.pk, 0))
+    return books
 
 
 @pytest.fixture(autouse=True)
