@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tarfile
@@ -116,7 +117,14 @@ def run_mode(mode: str, sdist: Path, args: argparse.Namespace) -> dict[str, Any]
     for plugin in ("celery.contrib.pytest", "tools.celery_suite.plugin", "no:django", "no:cacheprovider"):
         cmd += ["-p", plugin]
     # append: the sdist's own celery/ package must not shadow the installed one.
-    cmd += ["--import-mode=append", f"--timeout={args.timeout}", f"--junitxml={OUT / f'{mode}.xml'}", "-q", "-rfE"]
+    cmd += [
+        "--import-mode=append",
+        f"--timeout={args.timeout}",
+        f"--max-reruns={args.max_reruns}",
+        f"--junitxml={OUT / f'{mode}.xml'}",
+        "-q",
+        "-rfE",
+    ]
     cmd += (["-k", args.k] if args.k else []) + args.pytest_args
     run(["rabbitmqctl", "add_vhost", vhost], timeout=60)
     started = time.monotonic()
@@ -188,12 +196,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.celery_suite", description=__doc__.split("\n")[0])
     parser.add_argument("--only", choices=MODES, help="run one mode; the other's last results are compared")
     parser.add_argument("-k", help="pytest -k expression, passed through")
-    parser.add_argument("--timeout", type=float, default=180, help="per-test timeout in seconds (pytest-timeout)")
+    parser.add_argument("--timeout", type=float, default=120, help="per-test timeout in seconds (pytest-timeout)")
+    parser.add_argument("--max-reruns", type=int, default=1, help="cap on the suite's flaky(reruns=5)")
     parser.add_argument("--broker", default="amqp://guest:guest@127.0.0.1:5672", help="RabbitMQ, without vhost")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379", help="Redis, without DB number")
     parser.add_argument("--redis-db", type=int, default=11, help="Redis DB for results, flushed before each run")
     parser.add_argument("pytest_args", nargs="*", help="more pytest arguments, after --")
     args = parser.parse_args(argv)
+    # Stopped from outside: still delete the vhost (subprocess.run kills pytest on the way out).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     OUT.mkdir(parents=True, exist_ok=True)
     ensure_requirements()
     sdist = ensure_sdist()

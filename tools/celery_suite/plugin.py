@@ -15,6 +15,11 @@ suite's conftest defines ``celery_config``; Celery applies the ``changes`` given
   (``tools.celery_suite.settings``); Django is set up and migrated before the session worker starts.
 
 Every test's outcome goes to the JSON file named by ``CELERY_SUITE_RESULTS``.
+
+Time limits: ``--timeout`` (pytest-timeout) caps every test, also those the suite marks with a
+longer ``timeout``; ``--max-reruns`` caps the suite's ``flaky(reruns=5)`` (whose ``cause=`` this
+pytest-rerunfailures ignores: every failure is rerun), and a test that hit the timeout is not
+rerun. Without these, one test that hangs costs 6 x 300 s.
 """
 
 from __future__ import annotations
@@ -48,6 +53,37 @@ QUEUEPRIO_SETTINGS = (
 _results: dict[str, dict[str, Any]] = {}
 _app: dict[str, Any] = {}
 _started = time.time()
+
+
+#: pytest-timeout's failure, matched by pytest-rerunfailures' ``rerun_except``.
+TIMED_OUT = r"Timeout \(>[0-9.]+s\) from pytest-timeout"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--max-reruns", type=int, default=1, help="at most this many reruns of a flaky-marked test")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Cap the suite's own timeouts at ``--timeout`` and its reruns at ``--max-reruns``."""
+    cap = float(config.getoption("timeout") or 0)
+    max_reruns = int(config.getoption("max_reruns"))
+    for item in items:
+        # Added first, so they are the closest markers: the ones both plugins read.
+        timeout = item.get_closest_marker("timeout")
+        if cap and timeout is not None and float(marker_value(timeout, "timeout", 0)) > cap:
+            item.add_marker(pytest.mark.timeout(cap), append=False)
+        flaky = item.get_closest_marker("flaky")
+        if flaky is not None:
+            reruns = min(int(marker_value(flaky, "reruns", 1)), max_reruns)
+            kwargs = {**flaky.kwargs, "reruns": reruns, "rerun_except": TIMED_OUT}
+            if len(flaky.args) > 1:
+                kwargs.setdefault("reruns_delay", flaky.args[1])
+            item.add_marker(pytest.mark.flaky(**kwargs), append=False)
+
+
+def marker_value(marker: pytest.Mark, name: str, default: Any) -> Any:
+    """A marker's first argument, given by keyword or position."""
+    return marker.kwargs.get(name, marker.args[0] if marker.args else default)
 
 
 def celery_changes(source: Any, names: tuple[str, ...]) -> dict[str, Any]:
