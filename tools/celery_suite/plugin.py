@@ -50,6 +50,7 @@ QUEUEPRIO_SETTINGS = (
     "TASK_SEND_SENT_EVENT",
 )
 
+BAD = ("failed", "error")
 _results: dict[str, dict[str, Any]] = {}
 _app: dict[str, Any] = {}
 _started = time.time()
@@ -167,23 +168,19 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         reruns = _results.get(report.nodeid, {}).get("reruns", 0)
         _results[report.nodeid] = {"outcome": "passed", "message": "", "duration": 0.0, "reruns": reruns}
     entry = _results.setdefault(report.nodeid, {"outcome": "passed", "message": "", "duration": 0.0, "reruns": 0})
+    subtest = getattr(report, "context", None)  # pytest's subtests fixture: only a failure counts
+    if subtest is not None:
+        if report.failed and entry["outcome"] not in BAD:
+            entry.update(outcome="failed", message=f"subtest {subtest.msg!r}: {first_line(report)}")
+        return
     entry["duration"] = round(entry["duration"] + report.duration, 3)
-    wasxfail = hasattr(report, "wasxfail")
-    if report.when == "call" and wasxfail:
+    if report.when == "call" and hasattr(report, "wasxfail"):
         entry["outcome"] = "xfailed" if report.skipped else "xpassed"
     elif report.skipped:
-        entry["outcome"] = "skipped"
-    elif report.failed:
-        if report.when == "call":
-            entry["outcome"] = "failed"
-        elif entry["outcome"] in ("passed", "skipped", "xfailed", "xpassed"):
-            entry["outcome"] = "error"  # in setup, or in teardown after the body passed
-        else:
-            return  # a teardown error after a failure: keep the failure's message
-    else:
-        return
-    message = first_line(report)
-    entry["message"] = f"{message} [{report.when}]" if entry["outcome"] == "error" else message
+        entry.update(outcome="skipped", message=first_line(report))
+    elif report.failed and entry["outcome"] not in BAD:  # else keep the first error's message
+        entry["outcome"] = "failed" if report.when == "call" else "error"  # setup, or teardown
+        entry["message"] = first_line(report) + ("" if report.when == "call" else f" [{report.when}]")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
