@@ -14,6 +14,9 @@ suite's conftest defines ``celery_config``; Celery applies the ``changes`` given
   with the project's queueprio-related Celery settings, read from the Django settings
   (``tools.celery_suite.settings``); Django is set up and migrated before the session worker starts.
 
+The suite's ``get_redis_connection()`` (its scratch keys, and reading the result backend's
+keys) always uses Redis DB 0; it is pointed at ``TEST_BACKEND``'s DB, the one the runner flushes.
+
 Every test's outcome goes to the JSON file named by ``CELERY_SUITE_RESULTS``.
 
 Time limits: ``--timeout`` (pytest-timeout) caps every test, also those the suite marks with a
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from importlib import metadata
 from pathlib import Path
@@ -92,11 +96,25 @@ def celery_changes(source: Any, names: tuple[str, ...]) -> dict[str, Any]:
     return {name.lower(): getattr(source, f"CELERY_{name}") for name in names}
 
 
+def results_redis() -> Any:
+    """The suite's ``get_redis_connection()``, on the result backend's DB instead of DB 0."""
+    from redis import StrictRedis
+
+    # Its blocking reads wait longer than redis-py's default socket timeout, as in the original.
+    return StrictRedis.from_url(os.environ.get("TEST_BACKEND", "redis://"), socket_timeout=None)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     import celery
 
     if "site-packages" not in (celery.__file__ or ""):
         raise pytest.UsageError(f"celery imported from {celery.__file__}, not the installed package")
+    # The conftest (loaded before this hook) imported it from tasks; the test modules import it
+    # from the conftest later, and the worker's pool processes fork with the patched modules.
+    for module in ("t.integration.tasks", "t.integration.conftest"):
+        if module not in sys.modules:
+            raise pytest.UsageError(f"{module} is not loaded: run the suite's t/integration files")
+        sys.modules[module].get_redis_connection = results_redis  # type: ignore[attr-defined]
     if MODE == "queueprio":
         import django
         from django.core.management import call_command
