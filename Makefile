@@ -38,7 +38,7 @@ soak:
 
 # Celery's own integration suite (t/integration/test_tasks.py, test_canvas.py), once plain and
 # once with every task a queueprio.PriorityTask; prints the regressions. Needs RabbitMQ and a
-# local Redis; 20-40 minutes. E.g. CELERY_SUITE_ARGS="--only queueprio -k chord --timeout 120".
+# local Redis; about an hour on 2 cores (57 min measured). E.g. CELERY_SUITE_ARGS="--only queueprio -k chord --timeout 120".
 celery-suite:
 	REQUIREMENTS=requirements/celery-suite.txt bash .ci/bootstrap
 	$(PY) -m tools.celery_suite $(CELERY_SUITE_ARGS)
