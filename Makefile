@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/queueprio_ci
 POSTGRES_TESTS ?= tests/queueprio tests/converters/test_tasks.py tests/faults/test_database_down.py
 
-.PHONY: demo test test-postgres matrix lint bench soak
+.PHONY: demo test test-postgres matrix lint bench soak celery-suite
 
 demo:
 	bash .ci/bootstrap
@@ -41,3 +41,10 @@ bench:
 soak:
 	bash .ci/bootstrap
 	$(PY) bench/soak.py $(SOAK_ARGS)
+
+# Celery's own integration suite (t/integration/test_tasks.py, test_canvas.py), once plain and
+# once with every task a queueprio.PriorityTask; prints the regressions. Needs RabbitMQ and a
+# local Redis; about an hour on 2 cores (57 min measured). E.g. CELERY_SUITE_ARGS="--only queueprio -k chord --timeout 120".
+celery-suite:
+	REQUIREMENTS=requirements/celery-suite.txt bash .ci/bootstrap
+	$(PY) -m tools.celery_suite $(CELERY_SUITE_ARGS)
