@@ -115,3 +115,15 @@ def slow(label: str, path: str, seconds: float) -> str:
     time.sleep(seconds)
     append_line(path, f"done {label}")
     return label
+
+
+@shared_task(name="sem.progressing", base=PriorityTask)
+def progressing(path: str, steps: int, seconds: float) -> int:
+    """Reports its progress step by step, ``seconds`` apart, then records that it finished."""
+    from queueprio import progress
+
+    for step in range(steps):
+        progress(done=step, total=steps, note=f"step {step}")
+        time.sleep(seconds)
+    append_line(path, "done")
+    return steps

@@ -73,12 +73,13 @@ def ensure_sdist() -> Path:
 
 
 def plain_settings() -> str:
-    """The project's delivery settings, as Celery settings in JSON, for the plain run (see the plugin)."""
-    from project import settings  # sets up the project's Celery app: here, never in the pytest run
+    """queueprio's delivery settings, as Celery settings in JSON, for the plain run (see the plugin)."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tools.celery_suite.settings")
+    from queueprio.wiring import defaults  # no models: it reads only queueprio's settings
 
-    from .plugin import WORKER_SEMANTICS, celery_changes
+    from .plugin import WORKER_SEMANTICS
 
-    return json.dumps(celery_changes(settings, WORKER_SEMANTICS))
+    return json.dumps({key: value for key, value in defaults().items() if key in WORKER_SEMANTICS})
 
 
 def flush_redis(url: str) -> None:

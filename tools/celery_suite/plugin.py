@@ -39,20 +39,11 @@ import pytest
 
 MODE = os.environ.get("CELERY_SUITE_MODE", "plain")
 
-#: Worker settings that change delivery semantics; both modes use the project's values.
-WORKER_SEMANTICS = ("TASK_ACKS_LATE", "WORKER_PREFETCH_MULTIPLIER", "TASK_REJECT_ON_WORKER_LOST")
-#: What the queueprio mode takes from the project's Celery settings besides those.
-QUEUEPRIO_SETTINGS = (
-    *WORKER_SEMANTICS,
-    "TASK_QUEUES",
-    "TASK_ROUTES",
-    "TASK_DEFAULT_QUEUE",
-    "TASK_DEFAULT_EXCHANGE",
-    "TASK_DEFAULT_ROUTING_KEY",
-    "BROKER_TRANSPORT_OPTIONS",  # confirm_publish
-    "TASK_TRACK_STARTED",
-    "TASK_SEND_SENT_EVENT",
-)
+#: Worker settings that change delivery semantics; both modes use queueprio's values.
+WORKER_SEMANTICS = ("task_acks_late", "worker_prefetch_multiplier", "task_reject_on_worker_lost")
+#: What ``queueprio.celery.configure(app)`` sets that the queueprio mode keeps: all of it but the
+#: result backend (the suite's own, Redis, for both modes) and the beat scheduler (no beat here).
+NOT_TAKEN = ("result_backend", "beat_scheduler")
 
 BAD = ("failed", "error")
 _results: dict[str, dict[str, Any]] = {}
@@ -91,9 +82,16 @@ def marker_value(marker: pytest.Mark, name: str, default: Any) -> Any:
     return marker.kwargs.get(name, marker.args[0] if marker.args else default)
 
 
-def celery_changes(source: Any, names: tuple[str, ...]) -> dict[str, Any]:
-    """``CELERY_X`` attributes of ``source`` as Celery's lowercase ``x`` settings."""
-    return {name.lower(): getattr(source, f"CELERY_{name}") for name in names}
+def queueprio_settings() -> dict[str, Any]:
+    """What ``configure(app)`` would set (``queueprio.wiring.defaults``), with ``task_track_started``
+    on as the project runs it."""
+    from queueprio.conf import settings
+    from queueprio.wiring import defaults
+
+    values = {k: v for k, v in defaults().items() if k not in NOT_TAKEN}
+    # Only the main queue (named "celery" here: see settings.py); the lane is off.
+    values["task_queues"] = tuple(q for q in values["task_queues"] if q.name == settings.QUEUE)
+    return {**values, "task_track_started": True}
 
 
 def results_redis() -> Any:
@@ -135,11 +133,9 @@ def celery_parameters() -> dict[str, Any]:
     """Parameters of ``Celery(...)`` for the suite's session and per-test apps."""
     if MODE == "plain":
         return {"changes": json.loads(os.environ["CELERY_SUITE_PLAIN_SETTINGS"])}
-    from django.conf import settings
-
     from queueprio import PriorityTask
 
-    return {"task_cls": PriorityTask, "changes": celery_changes(settings, QUEUEPRIO_SETTINGS)}
+    return {"task_cls": PriorityTask, "changes": queueprio_settings()}
 
 
 @pytest.fixture(scope="session", autouse=True)

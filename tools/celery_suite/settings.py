@@ -15,10 +15,9 @@ from pathlib import Path
 os.environ.setdefault("QUEUEPRIO_QUEUE", "celery")
 
 from project.settings import *  # noqa: F403
-from project.settings import CELERY_TASK_QUEUES, QUEUEPRIO_QUEUE, VAR_DIR, sqlite_database
+from project.settings import VAR_DIR, sqlite_database
 
 # No query log kept in memory for thousands of tasks, and no DEBUG warning from Celery's Django fixup.
 DEBUG = False
 DATABASES = {"default": sqlite_database(Path(os.environ.get("CELERY_SUITE_DB", VAR_DIR / "celery-suite.sqlite3")))}
-CELERY_TASK_QUEUES = tuple(queue for queue in CELERY_TASK_QUEUES if queue.name == QUEUEPRIO_QUEUE)
 CELERY_BROKER_URL = os.environ.get("TEST_BROKER", "amqp://guest:guest@127.0.0.1:5672//")

@@ -1,0 +1,37 @@
+"""How many worker processes consume each queue, asked of the workers themselves and cached.
+
+Two broadcast questions (``inspect().stats()`` for each worker's pool size, ``active_queues()``
+for what it consumes) cost up to ``QUEUEPRIO_HEALTH_PING_TIMEOUT`` each, so the answer is kept
+for ``CACHE_SECONDS``: the expected-start estimates of a page of jobs share one.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import celery
+
+from ..conf import settings
+
+CACHE_SECONDS = 10.0
+_cache: dict[str, Any] = {}
+
+
+def processes_by_queue(app: celery.Celery | None = None) -> dict[str, int]:
+    """``queue -> worker processes consuming it``, from the workers that answer (cached)."""
+    now = time.monotonic()
+    if _cache and now - _cache["at"] < CACHE_SECONDS:
+        counts: dict[str, int] = _cache["counts"]
+        return counts
+    app = app or celery.current_app
+    inspect = app.control.inspect(timeout=float(settings.HEALTH_PING_TIMEOUT))
+    stats: dict[str, Any] = inspect.stats() or {}
+    queues: dict[str, Any] = inspect.active_queues() or {}
+    counts = {}
+    for worker, consumed in queues.items():
+        size = int(((stats.get(worker) or {}).get("pool") or {}).get("max-concurrency") or 1)
+        for queue in consumed:
+            counts[queue["name"]] = counts.get(queue["name"], 0) + size
+    _cache.update(at=now, counts=counts)
+    return counts

@@ -1,0 +1,167 @@
+"""Where a waiting job stands: how many jobs run before it, and when it is expected to start.
+
+**Position** (exact, as things stand): RabbitMQ hands out a queue's messages most urgent first,
+FIFO within a priority, where a republished copy (aging, an admin's change) joins the back of its
+new level. So the jobs ahead of a queued job are the queued jobs of its queue that are more urgent,
+plus those at its priority whose newest copy was published earlier. Two index range counts
+(``queueprio_job_position_idx``) per job: cheap enough for a page of a hundred.
+
+**Expected start** (an estimate; :func:`estimate` is pure): the jobs ahead are served in that order
+by the worker processes consuming the queue, each job taking its task's recent mean run time; the
+jobs running now free their processes after their remaining mean time. The job's own aging is on a
+known schedule: each step it takes moves it ahead of every remaining job of the level it leaves,
+so the estimate replays those steps. It can't know what will be submitted later (more urgent work
+arriving pushes the start back) nor other jobs' aging; docs/observability.md gives its measured
+error (``tests/observability/test_position.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, Q
+
+from ..conf import settings
+from ..models import Job, JobState
+from ..priority import aged_priority
+
+#: Run time assumed for a task with no finished job in the window (seconds).
+DEFAULT_RUNTIME = 1.0
+#: How far back run times are averaged.
+RUNTIME_WINDOW = timedelta(hours=1)
+
+
+def position(job: Job) -> int | None:
+    """Jobs RabbitMQ hands out before this queued job (``None`` unless it is queued)."""
+    if job.state != JobState.QUEUED or job.published_at is None:
+        return None
+    same_queue = Job.objects.filter(state=JobState.QUEUED, queue=job.queue)
+    ahead = same_queue.filter(effective_priority__lt=job.effective_priority).count()
+    level = same_queue.filter(effective_priority=job.effective_priority, published_at__lt=job.published_at)
+    return ahead + level.count()
+
+
+@dataclass(frozen=True)
+class Ahead:
+    """One job ahead, as the estimate sees it: its priority and how long it is expected to run."""
+
+    priority: int
+    runtime: float
+
+
+@dataclass(frozen=True)
+class Aging:
+    """The aging rule and when the job's clock started (``aging_since``)."""
+
+    requested: int
+    since: datetime
+    threshold: float | None
+    boost: int
+    max_boost: int
+
+    def level_at(self, when: datetime) -> int:
+        if self.threshold is None:
+            return self.requested
+        waited = (when - self.since).total_seconds()
+        return aged_priority(
+            self.requested, waited=waited, threshold=self.threshold, boost=self.boost, max_boost=self.max_boost
+        )
+
+
+def estimate(
+    now: datetime,
+    ahead: Sequence[Ahead],
+    *,
+    level: int,
+    running_left: Sequence[float],
+    workers: int,
+    aging: Aging | None = None,
+) -> datetime:
+    """When a job at ``level`` with ``ahead`` (in RabbitMQ's order) before it is expected to start.
+
+    ``running_left``: the expected remaining seconds of each job running now; ``workers``: processes
+    consuming the queue. Pure: every input is given.
+    """
+    workers = max(1, workers)
+    # When each process is next free (seconds from now).
+    free = sorted(max(0.0, left) for left in running_left)[:workers]
+    free += [0.0] * (workers - len(free))
+    steps = aging_steps(aging, now) if aging is not None else []
+    remaining = list(ahead)
+    while remaining:
+        free.sort()
+        while steps and steps[0][0] <= free[0]:
+            # An aging step before the next process frees: the job passes every job less urgent.
+            _, new_level = steps.pop(0)
+            level = min(level, new_level)
+            remaining = [job for job in remaining if job.priority <= level]
+        if not remaining:
+            break
+        free[0] += remaining.pop(0).runtime
+    return now + timedelta(seconds=min(free))
+
+
+def aging_steps(aging: Aging, now: datetime) -> list[tuple[float, int]]:
+    """The job's aging steps still to come: ``(seconds from now, level after it)``, a finite list."""
+    if aging.threshold is None or aging.threshold <= 0 or aging.boost <= 0:
+        return []
+    waited = (now - aging.since).total_seconds()
+    steps: list[tuple[float, int]] = []
+    k = int(waited // aging.threshold) + 1
+    while True:
+        at = k * aging.threshold - waited
+        after = aging.level_at(now + timedelta(seconds=at))
+        if (steps and after >= steps[-1][1]) or (not steps and after >= aging.level_at(now)):
+            break
+        steps.append((at, after))
+        k += 1
+    return steps
+
+
+def runtimes(now: datetime, task_names: set[str]) -> dict[str, float]:
+    """Recent mean run time per task (seconds), from the ledger's finished jobs."""
+    took = ExpressionWrapper(F("finished_at") - F("started_at"), output_field=DurationField())
+    rows = (
+        Job.objects.filter(
+            task_name__in=task_names,
+            state__in=(JobState.SUCCEEDED, JobState.FAILED),
+            finished_at__gte=now - RUNTIME_WINDOW,
+            started_at__isnull=False,
+        )
+        .values("task_name")
+        .annotate(mean=Avg(took), n=Count("pk"))
+    )
+    return {row["task_name"]: row["mean"].total_seconds() for row in rows if row["mean"] is not None}
+
+
+def expected_start(job: Job, *, now: datetime, workers: int) -> datetime | None:
+    """The estimate for one queued job, read from the ledger (``None`` unless queued)."""
+    if job.state == JobState.SCHEDULED:
+        return job.eta
+    if job.state != JobState.QUEUED or job.published_at is None:
+        return None
+    same_queue = Job.objects.filter(queue=job.queue)
+    ahead_rows = list(
+        same_queue.filter(state=JobState.QUEUED)
+        .filter(
+            Q(effective_priority__lt=job.effective_priority)
+            | Q(effective_priority=job.effective_priority, published_at__lt=job.published_at)
+        )
+        .order_by("effective_priority", "published_at")
+        .values_list("effective_priority", "task_name")
+    )
+    running = list(same_queue.filter(state=JobState.STARTED).values_list("task_name", "started_at"))
+    names = {name for _, name in ahead_rows} | {name for name, _ in running} | {job.task_name}
+    mean = runtimes(now, names)
+    ahead = [Ahead(priority, mean.get(name, DEFAULT_RUNTIME)) for priority, name in ahead_rows]
+    left = [mean.get(name, DEFAULT_RUNTIME) - (now - started).total_seconds() for name, started in running if started]
+    aging = Aging(
+        job.requested_priority,
+        job.aging_since or job.queued_at,
+        settings.aging_threshold(),
+        int(settings.AGING_BOOST),
+        int(settings.AGING_MAX_BOOST),
+    )
+    return estimate(now, ahead, level=job.effective_priority, running_left=left, workers=workers, aging=aging)
