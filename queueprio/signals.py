@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from celery.signals import task_revoked, worker_init, worker_ready, worker_shutdown
+from celery.signals import task_revoked, worker_init, worker_ready
 from django.db.models.signals import post_migrate
 from django.dispatch import receiver
 
-from .maintenance.due import ticker
+from .maintenance.due import DueStep
 from .maintenance.schedule import ensure_all
 from .maintenance.setup import seed_from_settings
 from .registry import sync_task_priorities
@@ -32,25 +32,21 @@ def seed_after_migrate(sender: Any, app_config: Any = None, using: str = "defaul
 
 
 @worker_init.connect(dispatch_uid="queueprio.worker_init")
-def wire_worker(**kwargs: Any) -> None:
-    """A revoke broadcast is recorded in the ledger by every worker that gets it (``worker.revoke``)."""
+def wire_worker(sender: Any = None, **kwargs: Any) -> None:
+    """Every worker publishes due jobs and recovers lapsed leases (``maintenance.due``), and records
+    the revoke broadcasts it gets in the ledger (``worker.revoke``)."""
+    if sender is not None:
+        sender.app.steps["consumer"].add(DueStep)
     install_revoke_command()
 
 
 @worker_ready.connect(dispatch_uid="queueprio.sync_on_worker_ready")
-def sync_on_worker_ready(sender: Any = None, **kwargs: Any) -> None:
+def sync_on_worker_ready(**kwargs: Any) -> None:
     # A converter added in code shows up in the admin as soon as a worker runs it.
     try:
         sync_task_priorities()
     except Exception:  # the worker must start even if the table isn't migrated yet
         logger.exception("could not sync task default priorities")
-    # On the worker's event loop (the sender is its consumer), or a thread where there is none.
-    ticker.start(getattr(sender, "hub", None))
-
-
-@worker_shutdown.connect(dispatch_uid="queueprio.stop_ticker")
-def stop_ticker(**kwargs: Any) -> None:
-    ticker.stop()
 
 
 @task_revoked.connect(dispatch_uid="queueprio.task_revoked")

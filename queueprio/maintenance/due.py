@@ -10,12 +10,9 @@ its priority's place in RabbitMQ's order, and no worker ever sees an ETA.
 would have redelivered its message, or it was cut off and stopped itself: ``worker.lease``).
 :func:`recover_leases` queues such a job again as a new generation, counting a worker loss.
 
-Both run in every worker's main process (:class:`Ticker`, started when the worker is ready),
+Both run in every worker's main process (:class:`DueStep`, a step of the worker's consumer),
 about every ``QUEUEPRIO_SCHEDULER_INTERVAL_SECONDS`` and exactly when the next ``eta`` is due;
-the aging sweep runs them too. The ticker runs on the worker's own event loop (its timer), not
-on a thread: a thread in the main process, and a database connection held across the pool's
-forks, are what Celery's prefork pool handles worst. Pools without an event loop (solo, threads)
-get a thread that blocks every signal (``queueprio.threads``). Concurrent tickers split the rows (``SKIP LOCKED``
+the aging sweep runs them too. Concurrent tickers split the rows (``SKIP LOCKED``
 on PostgreSQL; SQLite's write lock serialises them). Each looks first with one indexed read and
 only takes a write transaction when something is due.
 """
@@ -23,11 +20,11 @@ only takes a write transaction when something is due.
 from __future__ import annotations
 
 import logging
-import threading
 from datetime import datetime
 from typing import Any
 
 import celery
+from celery import bootsteps
 from django.db import close_old_connections, connection, transaction
 from django.db.models import F, Min
 from django.utils import timezone
@@ -37,7 +34,6 @@ from ..conf import settings
 from ..models import AgingReason, AgingStep, Band, Job, JobState
 from ..priority import next_aging_at
 from ..submission.admission import publishable
-from ..threads import start_quiet_thread
 from ..worker.revoke import end_in_ledger, release_sqlite
 
 logger = logging.getLogger("queueprio")
@@ -167,53 +163,50 @@ def next_eta() -> datetime | None:
     return eta
 
 
-class Ticker:
-    """Runs :func:`release_due` and :func:`recover_leases` in a worker's main process."""
+def tick() -> float:
+    """One round; returns how long to sleep: until the next ``eta``, at most one interval."""
+    interval = float(settings.SCHEDULER_INTERVAL_SECONDS)
+    try:
+        close_old_connections()
+        release_due()
+        release_held()
+        recover_leases()
+        upcoming = next_eta()
+    except Exception:  # the database or the broker is away: try again next round
+        logger.exception("due jobs: tick failed")
+        return interval
+    finally:
+        release_sqlite()
+    if upcoming is None:
+        return interval
+    until = (upcoming - timezone.now()).total_seconds()
+    return min(interval, max(until, 0.005))
 
-    def __init__(self) -> None:
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._hub: Any = None
 
-    def start(self, hub: Any = None) -> None:
-        """On ``hub`` (the worker's event loop) when there is one, else on a quiet thread."""
-        self._stop.clear()
-        if hub is not None:
-            self._hub = hub
-            hub.call_later(0, self._on_timer)
-        elif self._thread is None or not self._thread.is_alive():
-            self._thread = start_quiet_thread(self._run, name="queueprio-due")
+class DueStep(bootsteps.StartStopStep):
+    """A worker consumer's step: :func:`tick` on the consumer's own timer, for as long as it consumes.
 
-    def stop(self) -> None:
-        self._stop.set()
+    Registered by ``queueprio.signals`` when a worker initialises (``worker_init``, which every
+    worker sends, the command's and an embedded one alike). The timer is the worker's event loop
+    for the prefork pool (no thread in the main process: a thread there could take the SIGCHLD the
+    pool relies on, and SQLite must not see a connection carried across the pool's forks), and
+    Celery's own timer thread for the solo and threads pools.
+    """
+
+    label = "queueprio due jobs"
+
+    def __init__(self, parent: Any, **kwargs: Any) -> None:
+        super().__init__(parent, **kwargs)
+        self.stopped = True
+
+    def start(self, parent: Any) -> None:
+        self.stopped = False
+        self.timer = parent.timer
+        self.timer.call_after(0.0, self._on_timer)
+
+    def stop(self, parent: Any) -> None:
+        self.stopped = True
 
     def _on_timer(self) -> None:
-        if not self._stop.is_set():
-            self._hub.call_later(self.tick(), self._on_timer)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._stop.wait(self.tick())
-        close_old_connections()
-
-    def tick(self) -> float:
-        """One round; returns how long to sleep: until the next ``eta``, at most one interval."""
-        interval = float(settings.SCHEDULER_INTERVAL_SECONDS)
-        try:
-            close_old_connections()
-            release_due()
-            release_held()
-            recover_leases()
-            upcoming = next_eta()
-        except Exception:  # the database or the broker is away: try again next round
-            logger.exception("due jobs: tick failed")
-            return interval
-        finally:
-            release_sqlite()
-        if upcoming is None:
-            return interval
-        until = (upcoming - timezone.now()).total_seconds()
-        return min(interval, max(until, 0.005))
-
-
-ticker = Ticker()
+        if not self.stopped:
+            self.timer.call_after(tick(), self._on_timer)
