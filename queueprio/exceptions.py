@@ -76,3 +76,12 @@ class PublishFailed(QueueprioError):
         # With one argument it is the message: how Celery rebuilds an exception from a stored result.
         super().__init__(task_id if error is None else f"publishing task {task_id} failed: {error}")
         self.task_id = task_id
+
+
+def lost_too_often(losses: int) -> str:
+    """The error of a job given up after its runs were lost ``losses`` times; the same whichever
+    saw the last loss first (the redelivered copy in a worker, or the scheduler's lease recovery)."""
+    return (
+        f"WorkerLost: the run of this job was lost {losses} times "
+        "(its worker process died or stopped renewing its lease); not running it again"
+    )

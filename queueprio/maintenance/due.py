@@ -24,13 +24,15 @@ from datetime import datetime
 from typing import Any
 
 import celery
+from billiard.exceptions import WorkerLostError
 from celery import bootsteps
 from django.db import close_old_connections, connection, transaction
 from django.db.models import F, Min
 from django.utils import timezone
 
-from ..broker import publish
+from ..broker import outcome, publish
 from ..conf import settings
+from ..exceptions import lost_too_often
 from ..models import AgingReason, AgingStep, Band, Job, JobState
 from ..priority import next_aging_at
 from ..submission.admission import publishable
@@ -107,8 +109,9 @@ def recover_leases(now: datetime | None = None) -> int:
             _queue(job, now, next_aging=next_aging_at(now, threshold=settings.aging_threshold()), loss=True)
             Band.objects.restart(job.band_id)  # its running slot back to a waiting place
         for job in poison:
-            error = f"WorkerLost: the run of this job was lost {job.worker_losses + 1} times; not running it again"
-            Job.objects.end_running(job.task_id, JobState.FAILED, error=error, now=now)
+            Job.objects.end_running(job.task_id, JobState.FAILED, error=lost_too_often(job.worker_losses + 1), now=now)
+    for job in poison:  # its caller's result, its chord and its errbacks, as the worker would
+        outcome.store_failure(celery.current_app, job, WorkerLostError(lost_too_often(job.worker_losses + 1)))
     for job in again:
         logger.warning("lease lapsed task_id=%s worker=%s: queued again", job.task_id, job.worker)
     return _publish(again, now, on_failure=None)

@@ -7,7 +7,8 @@ from collections.abc import Iterable
 
 import celery
 
-from ..models import JobState
+from ..broker.outcome import store_revoked
+from ..models import Job, JobState
 from ..worker.revoke import end_in_ledger
 
 logger = logging.getLogger("queueprio")
@@ -24,8 +25,7 @@ def revoke(task_ids: str | Iterable[str], *, terminate: bool = False, signal: st
     ids = [task_ids] if isinstance(task_ids, str) else list(task_ids)
     cancelled = end_in_ledger(ids, JobState.CANCELLED, reason="revoked (queueprio.revoke)")
     app = celery.current_app
-    for task_id in cancelled:
-        # REVOKED for the caller, as a worker would store it when it drops the message.
-        app.backend.mark_as_revoked(task_id, "revoked (queueprio.revoke)")
+    for job in Job.objects.filter(task_id__in=cancelled):
+        store_revoked(app, job, "revoked (queueprio.revoke)")
     app.control.revoke(ids, terminate=terminate, signal=signal or "SIGTERM")
     return len(cancelled)

@@ -15,7 +15,7 @@ import logging
 import celery
 from django.db import transaction
 
-from ..broker import publish
+from ..broker import outcome, publish
 from ..exceptions import PublishFailed
 from ..models import Job
 
@@ -48,7 +48,4 @@ def publish_committed(app: celery.Celery, jobs: list[Job]) -> None:
 def report(app: celery.Celery, job: Job, exc: PublishFailed) -> None:
     """The caller has returned already: tell its result."""
     logger.error("publish after commit failed task_id=%s task=%s error=%s", job.task_id, job.task_name, exc)
-    try:
-        app.backend.mark_as_failure(job.task_id, exc)
-    except Exception:  # the result backend may be the thing that is down
-        logger.exception("could not store the publish failure of task_id=%s", job.task_id)
+    outcome.store_failure(app, job, exc)

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from ..broker.protocol import HEADER_GENERATION, HEADER_PRIORITY, HEADER_QUEUED_AT, HEADER_REQUESTED, HEADER_TOKEN
 from ..conf import settings
+from ..exceptions import lost_too_often
 from ..models import Band, Job, JobState
 from ..registry import AnyTask
 from .external import adopt_external
@@ -148,7 +149,7 @@ def _lost_too_often(task: AnyTask, generation: int, now: datetime) -> bool:
     losses = Job.objects.filter(task_id=task_id).values_list("worker_losses", flat=True).first() or 0
     if losses < int(settings.MAX_WORKER_LOSSES):
         return False
-    error = f"WorkerLost: the worker running this job died {losses} times; not running it again"
+    error = lost_too_often(losses)
     Job.objects.give_up(task_id, generation, error=error, now=now)
     logger.error("give up task_id=%s task=%s worker_losses=%s", task_id, task.name, losses)
     task.backend.mark_as_failure(task_id, WorkerLostError(error), request=request)

@@ -91,5 +91,5 @@ def test_poison_message__fails_after_max_worker_losses_instead_of_looping(tmp_pa
         assert worker.proc.poll() is None  # the pool replaced each killed process
     assert lines(str(out)) == ["boom"] * 3
     assert job.state == JobState.FAILED
-    assert job.error.startswith("WorkerLost: the worker running this job died 3 times")
+    assert job.error.startswith("WorkerLost: the run of this job was lost 3 times")
     assert TaskResult.objects.get(task_id=poison.id).status == "FAILURE"
