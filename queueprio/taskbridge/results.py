@@ -17,13 +17,20 @@ from . import compat, registry
 RUNNER = "queueprio.run_django_task"
 
 #: The ledger's job states (``queueprio.models.JobState`` values) as Django's statuses.
+#: Ledger state -> Django's task status. Django's has no "cancelled" or "expired": a job that
+#: will never run is reported FAILED, as its Celery result (REVOKED) is a failure too.
 STATUS = {
+    "scheduled": compat.TaskResultStatus.READY,
     "queued": compat.TaskResultStatus.READY,
     "started": compat.TaskResultStatus.RUNNING,
     "succeeded": compat.TaskResultStatus.SUCCESSFUL,
     "failed": compat.TaskResultStatus.FAILED,
     "publish_failed": compat.TaskResultStatus.FAILED,
     "cancelled": compat.TaskResultStatus.FAILED,
+    "expired": compat.TaskResultStatus.FAILED,
+    "ignored": compat.TaskResultStatus.FAILED,
+    "rejected": compat.TaskResultStatus.FAILED,
+    "replaced": compat.TaskResultStatus.SUCCESSFUL,
 }
 
 

@@ -10,10 +10,13 @@ import os
 
 from celery import Celery
 
+from queueprio.celery import configure
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
 
 app = Celery("task_cls_app", task_cls="queueprio:PriorityTask", set_as_current=False)
 app.config_from_object("django.conf:settings", namespace="CELERY")
+configure(app)
 
 
 @app.task(name="tcls.double")
