@@ -13,7 +13,7 @@ from ..observability.units import format_duration
 
 #: Characters of the input summary and of the error's first line shown in the list.
 SUMMARY_LENGTH = 60
-ERROR_LENGTH = 120
+ERROR_LENGTH = 90
 #: Characters of a task id shown in the list (its whole id is the cell's tooltip and the link).
 SHORT_ID = 8
 

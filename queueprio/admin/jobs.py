@@ -50,10 +50,10 @@ def with_results(queryset: QuerySet[Job]) -> QuerySet[Job]:
 class JobAdmin(ReadOnlyAdmin):
     list_display = [
         "short_id",
-        "task_name",
+        "task",
         "input",
         "state",
-        "requested_priority",
+        "requested",
         "effective",
         "queued",
         "waited",
@@ -68,6 +68,7 @@ class JobAdmin(ReadOnlyAdmin):
     list_select_related = False
     inlines = [AgingStepInline]
     show_full_result_count = False
+    change_list_template = "admin/queueprio/job/change_list.html"
     actions = ["set_priority", "cancel", "retry"]
     fieldsets = [
         (None, {"fields": ["task_id", "task_name", "state", "input", "args", "kwargs", "error", "result_link"]}),
@@ -139,9 +140,19 @@ class JobAdmin(ReadOnlyAdmin):
     def short_id(self, obj: Job) -> str:
         return format_html('<span title="{}">{}</span>', obj.task_id, obj.task_id[: columns.SHORT_ID])
 
+    @admin.display(description="task", ordering="task_name")
+    def task(self, obj: Job) -> str:
+        """The task's own name; its app (``converters.``) in the tooltip."""
+        app, _, name = obj.task_name.rpartition(".")
+        return format_html('<span title="{}">{}</span>', obj.task_name, name) if app else obj.task_name
+
     @admin.display(description="input")
     def input(self, obj: Job) -> str:
         return columns.input_summary(obj.args, obj.kwargs)
+
+    @admin.display(description="requested", ordering="requested_priority")
+    def requested(self, obj: Job) -> int:
+        return obj.requested_priority
 
     @admin.display(description="effective", ordering="effective_priority")
     def effective(self, obj: Job) -> str:

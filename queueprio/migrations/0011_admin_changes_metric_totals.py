@@ -26,6 +26,11 @@ class Migration(migrations.Migration):
             name='updated_at',
             field=models.DateTimeField(default=django.utils.timezone.now, help_text='When the rollup last added to this row.', verbose_name='last added to'),
         ),
+        migrations.AlterField(
+            model_name='job',
+            name='effective_priority',
+            field=models.PositiveSmallIntegerField(help_text="The priority of the newest published copy: the requested one (or the admin's), minus aging.", verbose_name='effective priority'),
+        ),
         migrations.AddConstraint(
             model_name='job',
             constraint=models.CheckConstraint(condition=models.Q(models.Q(('admin_priority__gte', 1), ('admin_priority__lte', 10)), ('admin_priority__isnull', True), _connector='OR'), name='queueprio_job_admin_priority_range'),

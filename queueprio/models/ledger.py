@@ -31,7 +31,8 @@ class Job(models.Model):
     queue = models.CharField(_("queue"), max_length=200, blank=True)
     requested_priority = models.PositiveSmallIntegerField(_("requested priority"), help_text=PRIORITY_HELP)
     effective_priority = models.PositiveSmallIntegerField(
-        _("effective priority"), help_text=_("The priority of the newest published copy: requested, minus aging.")
+        _("effective priority"),
+        help_text=_("The priority of the newest published copy: the requested one (or the admin's), minus aging."),
     )
     admin_priority = models.PositiveSmallIntegerField(
         _("priority set in admin"),

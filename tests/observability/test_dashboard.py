@@ -1,4 +1,4 @@
-"""The admin dashboard: its numbers, and the real page rendered by headless Chromium."""
+"""The admin dashboard: its numbers, and the real pages (dashboard, job list, a job) rendered by headless Chromium."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
+from django_celery_results.models import TaskResult
 
-from queueprio.models import AgingStep, BandSample, TaskPriority
+from queueprio.models import AgingStep, BandSample, Job, TaskPriority
 from queueprio.observability import dashboard, rollup, waits
 from queueprio.observability.aggregate import Stat, minute_floor
 from tests.support import chromium as browser
@@ -214,12 +215,12 @@ def test_dashboard__renders_in_headless_chromium(chromium: str, live_server, set
     shot(chromium, tmp_path, live_server.url, DASHBOARD, "dashboard.png", height=2300)
 
 
-def shot(chromium: str, tmp_path: Path, base: str, path: str, name: str, *, height: int) -> None:
+def shot(chromium: str, tmp_path: Path, base: str, path: str, name: str, *, height: int, width: int = 1280) -> None:
     """A screenshot of ``path`` as ``boss``: a real PNG of some substance; kept in docs/ when asked."""
     png = tmp_path / name
     url = f"{base}/test-login/boss/?next={path}"
     done = browser.run(
-        chromium, tmp_path / f"profile-{name}", f"--screenshot={png}", f"--window-size=1280,{height}", url
+        chromium, tmp_path / f"profile-{name}", f"--screenshot={png}", f"--window-size={width},{height}", url
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -227,3 +228,111 @@ def shot(chromium: str, tmp_path: Path, base: str, path: str, name: str, *, heig
     if os.environ.get("QUEUEPRIO_WRITE_SCREENSHOT") == "1":
         SCREENSHOTS.mkdir(exist_ok=True)
         shutil.copyfile(png, SCREENSHOTS / name)
+
+
+JOBS = "/admin/queueprio/job/"
+
+
+def seed_jobs(now: datetime) -> dict[str, object]:
+    """A morning of conversions as the job list shows them: done, failed, running, waiting, raised by hand."""
+    rng = random.Random(11)
+    made: dict[str, object] = {}
+    for i in range(14):
+        queued = now - timedelta(minutes=40 - 2 * i, seconds=rng.uniform(0, 50))
+        started = queued + timedelta(seconds=rng.uniform(0.2, 30 if i % 3 else 240))
+        finished = started + timedelta(seconds=rng.uniform(0.3, 9))
+        kind = (
+            ("csv_to_json", "in/orders-2026-{:02}.csv", 5) if i % 2 else ("image_to_webp", "photos/shop-{:03}.png", 7)
+        )
+        task, source, priority = kind[0], kind[1].format(i + 1), kind[2]
+        failed = i in (3, 8)
+        job = make_job(
+            queued_at=queued,
+            priority=priority,
+            task=f"converters.{task}",
+            state="failed" if failed else "succeeded",
+            started_at=started,
+            finished_at=finished,
+            args=[source, source.rsplit(".", 1)[0] + (".json" if task == "csv_to_json" else ".webp")],
+            kwargs={"options": {}},
+            error=(
+                f"ConversionError: {source}: row 4 has 5 fields, expected 3\nTraceback (most recent call last):\n  ..."
+                if failed
+                else ""
+            ),
+        )
+        TaskResult.objects.create(task_id=job.task_id, status="FAILURE" if failed else "SUCCESS")
+    running = make_job(
+        queued_at=now - timedelta(seconds=12),
+        priority=3,
+        task="converters.xml_to_json",
+        state="started",
+        started_at=now - timedelta(seconds=4),
+        args=["in/invoice-7731.xml", "in/invoice-7731.json"],
+    )
+    TaskResult.objects.create(task_id=running.task_id, status="STARTED")
+    for i in range(3):
+        make_job(
+            queued_at=now - timedelta(seconds=30 + 9 * i),
+            priority=9,
+            effective=8,
+            task="converters.image_to_webp",
+            args=[f"archive/scan-{i:04}.tiff", f"archive/scan-{i:04}.webp"],
+        )
+    raised = make_job(
+        queued_at=now - timedelta(minutes=3),
+        priority=7,
+        effective=2,
+        admin_priority=2,
+        task="converters.csv_to_json",
+        args=["in/payroll-2026-01.csv", "in/payroll-2026-01.json"],
+        caller_key="user:42",
+    )
+    step = make_aging_step(raised, at=now - timedelta(minutes=1), from_priority=7, to_priority=2, reason="admin")
+    AgingStep.objects.filter(pk=step.pk).update(changed_by="alice")
+    make_aging_step(raised, at=now - timedelta(minutes=2), from_priority=7, to_priority=7, reason="aging")
+    made["raised"] = raised
+    return made
+
+
+@pytest.mark.django_db(transaction=True)
+def test_job_pages__render_in_headless_chromium(chromium: str, live_server, settings, tmp_path: Path) -> None:
+    # Given a morning of conversions and a superuser whose browser session the test opens
+    settings.ROOT_URLCONF = "tests.observability.dashboard_urls"
+    now = timezone.now()
+    made = seed_jobs(now)
+    get_user_model().objects.create_superuser("boss", "boss@example.com", "pw")
+    raised = made["raised"]
+    assert isinstance(raised, Job)
+
+    def load(path: str) -> str:
+        url = f"{live_server.url}/test-login/boss/?next={path}"
+        dom = browser.run(chromium, tmp_path / "profile-jobs", "--dump-dom", url)
+        assert dom.returncode == 0, dom.stderr[-2000:]
+        assert 'id="login-form"' not in dom.stdout
+        return dom.stdout
+
+    # When Chromium loads the job list
+    page = load(JOBS)
+    # Then each row reads as people ask: compact id (whole id as its tooltip), the input file,
+    # times to the second, waited and run times, the error's first line, the result
+    assert f'<span title="{raised.task_id}">{raised.task_id[:8]}</span>' in page
+    assert "in/payroll-2026-01.csv" in page
+    assert re.search(r">\d{4}-\d\d-\d\d \d\d:\d\d:\d\d<", page)
+    assert "row 4 has 5 fields, expected 3" in page
+    assert "Traceback" not in page
+    assert '2 <span title="set in the admin">(admin)</span>' in page
+    assert ">FAILURE</a>" in page
+    # And the actions include Cancel next to Set priority and Retry
+    for action in ("set_priority", "cancel", "retry"):
+        assert f'<option value="{action}">' in page
+    # And searching by file finds the job
+    found = load(f"{JOBS}?q=payroll")
+    assert raised.task_id[:8] in found
+    assert "in/orders-2026-02.csv" not in found
+    # When Chromium loads the raised job's page, it shows the caller's priority and the admin's change
+    detail = load(f"{JOBS}{raised.pk}/change/")
+    assert re.search(r"2 \(from 7\) by alice at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d", detail)
+    assert re.search(r'<div class="readonly">7</div>', detail)  # requested: what the caller asked
+    shot(chromium, tmp_path, live_server.url, JOBS, "jobs.png", height=1000, width=1920)
+    shot(chromium, tmp_path, live_server.url, f"{JOBS}{raised.pk}/change/", "job.png", height=1700)
