@@ -132,9 +132,12 @@ class PingCache:
         self._lock = threading.Lock()  # held while pinging: one ping at a time
         self._flags = threading.Lock()  # guards _refreshing only, never held across a ping
         self._refreshing: set[int] = set()
+        #: Bumped by clear(): a background ping started before it doesn't store its answer after it.
+        self._epoch = 0
 
     def clear(self) -> None:
-        with self._lock:
+        with self._flags:
+            self._epoch += 1
             self._answers.clear()
 
     def workers(self, app: celery.Celery) -> tuple[list[str], float]:
@@ -153,9 +156,11 @@ class PingCache:
                 answer = self._ping(app)
         return answer.workers, time.monotonic() - answer.at
 
-    def _ping(self, app: celery.Celery) -> Ping:
+    def _ping(self, app: celery.Celery, epoch: int | None = None) -> Ping:
         answer = Ping(responding_workers(app), time.monotonic())
-        self._answers[id(app)] = answer
+        with self._flags:
+            if epoch is None or epoch == self._epoch:
+                self._answers[id(app)] = answer
         return answer
 
     def _refresh_in_background(self, app: celery.Celery) -> None:
@@ -163,6 +168,7 @@ class PingCache:
             if id(app) in self._refreshing:
                 return
             self._refreshing.add(id(app))
+            epoch = self._epoch
         ttl = float(settings.HEALTH_CACHE_SECONDS)
 
         def refresh() -> None:
@@ -170,7 +176,7 @@ class PingCache:
                 with self._lock:
                     answer = self._answers.get(id(app))
                     if answer is None or time.monotonic() - answer.at >= ttl:  # no request pinged meanwhile
-                        self._ping(app)
+                        self._ping(app, epoch)
             finally:
                 with self._flags:
                     self._refreshing.discard(id(app))

@@ -181,3 +181,14 @@ def test_health_endpoint__a_probe_every_request_pings_once_per_interval(
     assert len(calls) == 1
     assert first >= conf.settings.HEALTH_PING_TIMEOUT
     assert rest < 0.25, f"{rest:.3f}s per probe"
+
+
+def test_ping_cache__a_background_ping_started_before_clear_is_not_kept(counted: CountedPings) -> None:
+    cache, app = health.PingCache(), celery.current_app
+    cache.workers(app)
+    time.sleep(0.6)
+    cache.workers(app)  # stale: a background ping starts (0.2 s)
+    cache.clear()
+    time.sleep(0.5)  # it has finished by now
+    assert cache._answers == {}
+    wait_for(lambda: counted.calls == 2, timeout=5, message="the background ping to have run")
