@@ -114,26 +114,40 @@ def test_verdict__urgent_ahead_of_every_waiting_bulk_job_is_preemption() -> None
     bulk = [job(0, 0), job(0, 0), job(0, 2), job(0, 2), job(0, 3.2), job(0, 4), job(0, 4)]
     urgent = report.against_bulk("urgent-1", job(2.5, 3.0, priority=1), bulk)
     assert (urgent.waiting, urgent.ahead_of) == (3, 3)
-    verdict = report.verdict([urgent], bulk)
+    verdict = report.verdict([urgent], bulk, processes=2)
     assert verdict.shown
-    assert verdict.lines[0].startswith("PREEMPTED")
+    assert verdict.lines[0] == (
+        "PREEMPTED: each of the 1 urgent jobs started ahead of every bulk job waiting when it arrived"
+    )
     assert "urgent jobs waited 0.5 s–0.5 s" in verdict.lines[1]
 
 
-def test_verdict__a_waiting_bulk_job_that_started_first_is_not_preemption() -> None:
-    # The control: a bulk job waiting when the urgent one arrived started before it (FIFO would do this)
-    bulk = [job(0, 0), job(0, 0), job(0, 2.7), job(0, 4)]
+def test_verdict__one_bulk_job_a_process_had_already_taken_is_said_but_is_not_overtaking() -> None:
+    # A bulk job counted as waiting (started 0.02 s after the urgent job was submitted) started first:
+    # it was already on its way to a free process. At most one per process can be.
+    bulk = [job(0, 0), job(0, 2.52), job(0, 3.5), job(0, 3.6), job(0, 5)]
     urgent = report.against_bulk("urgent-1", job(2.5, 3.0, priority=1), bulk)
-    assert (urgent.waiting, urgent.ahead_of) == (2, 1)
-    verdict = report.verdict([urgent], bulk)
+    assert (urgent.waiting, urgent.ahead_of, urgent.started_first) == (4, 3, 1)
+    assert report.ahead_text(urgent) == "3 of 4 (1 already taken)"
+    verdict = report.verdict([urgent], bulk, processes=2)
+    assert verdict.shown
+    assert verdict.lines[0].endswith("but 1 a worker process had already taken (at most one per process can be)")
+
+
+def test_verdict__waiting_bulk_jobs_started_first_beyond_one_per_process_is_not_preemption() -> None:
+    # The control: three waiting bulk jobs start before the urgent one on two processes (FIFO does this)
+    bulk = [job(0, 0), job(0, 0), job(0, 2.7), job(0, 2.8), job(0, 3.5), job(0, 4.5)]
+    urgent = report.against_bulk("urgent-1", job(2.5, 4.0, priority=1), bulk)
+    assert (urgent.waiting, urgent.ahead_of) == (4, 1)
+    verdict = report.verdict([urgent], bulk, processes=2)
     assert not verdict.shown
-    assert verdict.lines[0] == "NOT shown: bulk jobs that were waiting started before urgent-1 (after 1 of 2)"
+    assert verdict.lines[0] == "NOT shown: bulk jobs that were waiting started before urgent-1 (after 3 of 4)"
 
 
 def test_verdict__nothing_waiting_shows_nothing() -> None:
     bulk = [job(0, 0), job(0, 1)]
     urgent = report.against_bulk("urgent-1", job(5, 5.1, priority=1), bulk)
-    assert not report.verdict([urgent], bulk).shown
+    assert not report.verdict([urgent], bulk, processes=2).shown
 
 
 def test_report__a_compact_table_with_the_backlog_in_one_row() -> None:
@@ -176,17 +190,20 @@ def test_demo__for_real_urgent_jobs_preempt_a_running_backlog(
     text = out.getvalue()
     # Then every process was checked up before any URL was printed
     assert text.index("the web server are up") < text.index("http://127.0.0.1")
-    # And each urgent job started ahead of every bulk job waiting when it arrived: N of N, computed
-    rows = re.findall(r"^urgent-\d+ .* (\d+) of (\d+)$", text, flags=re.MULTILINE)
-    assert len(rows) == 6
-    assert all(ahead == waiting for ahead, waiting in rows)
+    # And each urgent job started ahead of every bulk job waiting when it arrived (but one a worker
+    # process had already taken, at most, per process), computed from the ledger
+    rows = re.findall(r"^urgent-\d+ .* (\d+) of (\d+)(?: \((\d+) already taken\))?$", text, flags=re.MULTILINE)
+    assert len(rows) == 6, text
+    assert all(int(ahead) + int(taken or 0) == int(waiting) for ahead, waiting, taken in rows), text
+    assert all(int(taken or 0) <= demo.WORKER_PROCESSES for _, _, taken in rows), text
     assert "verdict: PREEMPTED" in text
     # And a full band refused the late batch; aging raised bulk jobs; the worker logged every job
     assert re.search(r"late bulk ×6 refused: band 'background' .* is full", text)
     assert re.search(r"aging: [1-9]\d* of 24 bulk jobs were raised", text)
     assert "worker.log: a 'succeeded' line for 30 of 30 jobs" in text
-    # And the band's limit is the operator's again
+    # And the band's limit and beat's intervals are the operator's again
     assert Band.objects.get(name="background").max_queued == limit_before
+    assert sweep_interval() == (30, "seconds")
 
 
 @pytest.mark.django_db(transaction=True)
@@ -213,3 +230,34 @@ def test_demo__a_process_that_fails_stops_the_demo_before_any_url(
     assert f"web failed: it exited with status 1; its log: {tmp_path / 'web.log'}" in err.getvalue()
     assert "Error: That port is already in use." in err.getvalue()
     assert "is port 8123 taken? --port chooses another" in err.getvalue()
+
+
+def sweep_interval() -> tuple[int, str]:
+    from django_celery_beat.models import PeriodicTask
+
+    interval = PeriodicTask.objects.get(task="queueprio.age_waiting_jobs").interval
+    return interval.every, interval.period
+
+
+@pytest.mark.django_db
+def test_beat_every__faster_for_the_demo_then_the_operators_interval_again() -> None:
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    # Given an operator who set the sweep to every 2 minutes in the admin
+    two_minutes, _ = IntervalSchedule.objects.get_or_create(every=2, period=IntervalSchedule.MINUTES)
+    PeriodicTask.objects.filter(task="queueprio.age_waiting_jobs").update(interval=two_minutes)
+    with demo.beat_every(3, 10):
+        assert sweep_interval() == (3, "seconds")
+    assert sweep_interval() == (2, "minutes")
+
+
+@pytest.mark.django_db
+def test_beat_every__an_interval_an_interrupted_demo_left_goes_back_to_the_setting() -> None:
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    # Given the demo's own interval, left by a demo killed before it could restore it
+    left, _ = IntervalSchedule.objects.get_or_create(every=3, period=IntervalSchedule.SECONDS)
+    PeriodicTask.objects.filter(task="queueprio.age_waiting_jobs").update(interval=left)
+    with demo.beat_every(3, 10):
+        pass
+    assert sweep_interval() == (30, "seconds")  # QUEUEPRIO_AGING_INTERVAL_SECONDS' default
