@@ -94,7 +94,11 @@ class Command(BaseCommand):
                 self.stdout.write("worker (2 processes), beat, Flower and the web server are up\n")
                 ids, refused, t0 = self.scenario(bulk_files, urgent_files)
                 self.show(ids, refused, t0, processes[0])
-                self.stdout.write(self.style.SUCCESS(where_to_look(password, options["port"], options["flower_port"])))
+                self.stdout.write(
+                    self.style.SUCCESS(
+                        where_to_look(password, options["port"], options["flower_port"], stays=not options["exit"])
+                    )
+                )
                 while not options["exit"]:
                     time.sleep(1)
             except KeyboardInterrupt:
@@ -350,13 +354,13 @@ def band_limit(priority: int, room: int) -> Iterator[int]:
         Band.objects.filter(pk=band.pk).update(max_queued=saved)
 
 
-def where_to_look(password: str, port: int, flower_port: int) -> str:
+def where_to_look(password: str, port: int, flower_port: int, *, stays: bool = True) -> str:
+    head = "Everything keeps running; look around:" if stays else "Where to look while it runs (--exit: it stops now):"
     return (
-        "\nEverything keeps running; look around:\n"
+        f"\n{head}\n"
         f"  dashboard: http://127.0.0.1:{port}/admin/queueprio/dashboard/  (user admin, password {password})\n"
         f"  the jobs:  http://127.0.0.1:{port}/admin/queueprio/job/?q=demo/\n"
         f"  Flower:    http://127.0.0.1:{flower_port}/  (same login)\n"
         f"  health:    http://127.0.0.1:{port}/queueprio/health/   metrics: http://127.0.0.1:{port}/queueprio/metrics\n"
-        f"  logs:      {Path(settings.VAR_DIR) / 'demo-logs'}/\n"
-        "Ctrl-C stops everything."
+        f"  logs:      {Path(settings.VAR_DIR) / 'demo-logs'}/" + ("\nCtrl-C stops everything." if stays else "")
     )
