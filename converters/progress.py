@@ -6,18 +6,29 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-#: Ledger states after which a job will not change any more.
-FINAL_STATES = frozenset({"succeeded", "failed", "publish_failed", "cancelled"})
+#: Ledger states after which a job will not change any more (``queueprio.models.FINISHED_STATES``).
+FINAL_STATES = frozenset(
+    {"succeeded", "failed", "publish_failed", "cancelled", "expired", "ignored", "rejected", "replaced"}
+)
+#: Final states that are neither a success nor a failure, each counted under its own label.
+OTHER_ENDINGS = {
+    "cancelled": "cancelled",
+    "expired": "expired",
+    "ignored": "ignored",
+    "rejected": "rejected by the task",
+    "replaced": "replaced",
+}
 
 
 @dataclass(frozen=True)
 class JobView:
-    """What the command knows of one job: its id, the file it converts, state and error."""
+    """What the command knows of one job: its id, the file it converts, state, error and output file."""
 
     task_id: str
     source: str
     state: str
     error: str = ""
+    target: str = ""
 
     @property
     def reason(self) -> str:
@@ -40,17 +51,21 @@ def progress_line(counts: Counter[str], total: int, *, width: int = 30) -> str:
     return "  ".join(parts)
 
 
-def summary(jobs: Sequence[JobView], *, rejected: Sequence[str] = ()) -> list[str]:
-    """Closing lines: counts, then each failure with its reason, then each refused file."""
+def summary(jobs: Sequence[JobView], *, refused: Sequence[str] = ()) -> list[str]:
+    """Closing lines: counts, then each output file, each failure with its reason, each refused file."""
     counts = tally(jobs)
     lines = [f"succeeded: {counts['succeeded']}", f"failed: {counts['failed'] + counts['publish_failed']}"]
-    if counts["cancelled"]:
-        lines.append(f"cancelled: {counts['cancelled']}")
-    lines.append(f"rejected: {len(rejected)}")
+    lines += [f"{label}: {counts[state]}" for state, label in OTHER_ENDINGS.items() if counts[state]]
+    lines.append(f"refused: {len(refused)}")
+    for job in jobs:
+        if job.state == "succeeded" and job.target:
+            lines.append(f"  ok {job.source} -> {job.target}")
     for job in jobs:
         if job.state in ("failed", "publish_failed"):
             lines.append(f"  failed {job.source} ({job.task_id}): {job.reason}")
-    lines.extend(f"  rejected {reason}" for reason in rejected)
+        elif job.state in OTHER_ENDINGS:
+            lines.append(f"  {OTHER_ENDINGS[job.state]} {job.source} ({job.task_id})")
+    lines.extend(f"  refused {reason}" for reason in refused)
     return lines
 
 

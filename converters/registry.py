@@ -34,6 +34,8 @@ class ConverterTask(PriorityTask):
         source_path = paths.confine(source, base=base)
         if not source_path.exists():
             raise InvalidArguments(f"source {source!r} does not exist under the root", path=str(source))
+        if source_path.is_dir():  # refused here, not failed later in the worker
+            raise InvalidArguments(f"source {source!r} is a directory, not a file", path=str(source))
         if target is None:
             target_path = paths.confine(paths.default_target(source_path, self.converter_suffix), base=base)
         else:

@@ -139,6 +139,8 @@ LOGGING = {
 QUEUEPRIO_QUEUE = os.environ.get("QUEUEPRIO_QUEUE", "queueprio")
 QUEUEPRIO_LANE_QUEUE = os.environ.get("QUEUEPRIO_LANE_QUEUE", f"{QUEUEPRIO_QUEUE}.critical")
 QUEUEPRIO_ENABLED = env_bool("QUEUEPRIO_ENABLED", True)
+if os.environ.get("QUEUEPRIO_AGING_THRESHOLD_SECONDS"):  # `manage.py demo` sets a short one for its processes
+    QUEUEPRIO_AGING_THRESHOLD_SECONDS = float(os.environ["QUEUEPRIO_AGING_THRESHOLD_SECONDS"])
 
 # Django's Tasks (@task, .enqueue()) go through queueprio: docs/django-tasks.md.
 TASKS = {"default": {"BACKEND": "queueprio.backends.QueueprioBackend"}}

@@ -51,6 +51,10 @@ class Defaults:
     #: Seconds the health endpoint waits for workers to answer its ping. A worker busy
     #: starting or under heavy load can take longer than half a second to reply.
     HEALTH_PING_TIMEOUT: float = 1.0
+    #: Seconds the health endpoint reuses a worker ping's answer (per process). A stale answer is
+    #: still served, up to three times this old, while one background thread pings again: a probe
+    #: every second costs one ping per interval, and no probe waits for one but the first.
+    HEALTH_CACHE_SECONDS: float = 5.0
     # --- aging -------------------------------------------------------------------
     AGING_ENABLED: bool = True
     AGING_THRESHOLD_SECONDS: float = 300.0

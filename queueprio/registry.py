@@ -7,6 +7,7 @@ functions here.
 
 from __future__ import annotations
 
+import threading
 from typing import Any, TypeAlias
 
 import celery
@@ -37,10 +38,34 @@ def prepare_arguments(task: AnyTask, args: list[Any], kwargs: dict[str, Any]) ->
     return prepared
 
 
+#: Apps whose task modules this process imported (outside a worker, where the worker does it).
+_imported: set[int] = set()
+_import_lock = threading.Lock()
+
+
+def import_task_modules(app: celery.Celery) -> None:
+    """Import the app's task modules (autodiscovery, ``CELERY_IMPORTS``) once per process.
+
+    A worker imported them at start, so in a worker (and each pool process forked from it) this
+    does nothing. That matters: Celery's ``loader.import_default_modules()`` sends the
+    ``import_modules`` signal, and the Django fixup's receiver runs ``django.setup()`` again,
+    which applies ``settings.LOGGING`` again and takes the worker's log handler off the root
+    logger. Called on every aging sweep, that silenced the pool process's log from then on.
+    Elsewhere (a web process, a shell) it runs once per process: it also runs the system checks.
+    """
+    if app.loader.worker_initialized:
+        return
+    with _import_lock:
+        if id(app) in _imported:
+            return
+        app.loader.import_default_modules()
+        _imported.add(id(app))
+
+
 def priority_tasks() -> dict[str, AnyTask]:
     """Every registered queueprio task, after autodiscovery."""
     app = celery.current_app
-    app.loader.import_default_modules()
+    import_task_modules(app)
     return {name: task for name, task in sorted(app.tasks.items()) if is_priority_task(task)}
 
 

@@ -24,6 +24,16 @@ def rabbitmqctl(*args: str) -> None:
         raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed: {result.stderr or result.stdout}")
 
 
+@pytest.fixture(autouse=True)
+def fresh_health_pings() -> Iterator[None]:
+    """The health endpoint reuses a worker ping's answer for a few seconds: not across tests."""
+    from queueprio.observability.health import pings
+
+    pings.clear()
+    yield
+    pings.clear()
+
+
 @pytest.fixture(scope="session")
 def broker_vhost() -> Iterator[str]:
     """This run's own vhost: created before the first broker test, deleted after the last."""

@@ -1,4 +1,4 @@
-"""Admin for metrics: the dashboard page, and the rolled-up minutes as read-only telemetry.
+"""Admin for metrics: the dashboard page (``?range=1h|6h|24h``), and the rolled-up minutes as read-only telemetry.
 
 The dashboard is the changelist of a proxy model (``Dashboard``), so the admin lists and
 links it in queueprio's app index and sidebar like any model, guards it with its own
@@ -29,7 +29,7 @@ class DashboardAdmin(ReadOnlyAdmin):
             raise PermissionDenied
         context = {
             **self.admin_site.each_context(request),
-            **dashboard.context(timezone.now()),
+            **dashboard.context(timezone.now(), dashboard.parse_range(request.GET.get("range"))),
             "title": "Queue dashboard",
             "opts": self.model._meta,
             "task_defaults_url": self._task_defaults_url(request),

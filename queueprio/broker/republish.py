@@ -22,7 +22,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from ..conf import settings
-from ..models import AgingStep, Band, Job, JobState
+from ..models import AgingReason, AgingStep, Band, Job, JobState
 from ..priority import next_aging_at
 from . import publish
 
@@ -34,12 +34,15 @@ class Step:
     """One republish: why, and what else changes with it."""
 
     reason: str
-    #: Aging restarts from now, and the new priority becomes the requested one (admin, dedup).
+    #: Aging restarts from now at the new priority: for a duplicate submission it becomes the requested
+    #: one; an admin's becomes ``admin_priority`` (the requested priority stays what the caller asked).
     reset_aging: bool = False
     #: The band whose place the job holds from now on (its old place is given back), if it moves.
     band_id: int | None = None
     #: Who asked, for a raise by a duplicate submission (the urgent quota counts it).
     caller_key: str = ""
+    #: The admin user who set the priority (an ``admin`` step).
+    changed_by: str = ""
 
 
 def republish(
@@ -83,8 +86,10 @@ def record(
     """Move the row to the confirmed copy's generation (if still queued at the old one) and log the step."""
     changes: dict[str, Any] = {"generation": F("generation") + 1, "effective_priority": priority, "published_at": now}
     changes["next_aging_at"] = next_aging_at(now, threshold=settings.aging_threshold()) if step.reset_aging else next_at
-    if step.reset_aging:
-        changes.update(requested_priority=priority, aging_since=now)
+    if step.reset_aging and step.reason == AgingReason.ADMIN:
+        changes.update(admin_priority=priority, aging_since=now)
+    elif step.reset_aging:
+        changes.update(requested_priority=priority, admin_priority=None, aging_since=now)
     if step.band_id is not None:
         changes["band_id"] = step.band_id
     waited = (now - job.queued_at).total_seconds()
@@ -102,6 +107,7 @@ def record(
                 waited_seconds=waited,
                 reason=step.reason,
                 caller_key=step.caller_key,
+                changed_by=step.changed_by,
                 at=now,
             )
     logger.info(

@@ -7,6 +7,7 @@ rollup and lags by a minute or two.
 from __future__ import annotations
 
 import json
+import time
 from argparse import ArgumentParser
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,12 +20,36 @@ from ..observability import depth, health, window
 from ..observability.units import format_duration
 from .table import format_table
 
-HELP = "queue depth by priority, oldest wait per band, workers, last hour's p95 wait (--json for scripts)"
+HELP = (
+    "queue depth by priority, oldest wait per band, workers, last hour's p95 wait "
+    "(--watch to keep it on screen, --json for scripts)"
+)
 WINDOW = timedelta(hours=1)
+#: Cursor home, then clear the screen: the next frame replaces the last one.
+CLEAR = "\x1b[H\x1b[2J"
+
+
+def positive_seconds(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise ValueError(text)
+    return value
 
 
 def add_arguments(parser: ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    parser.add_argument(
+        "--watch",
+        action="store_true",
+        help="refresh in place until Ctrl-C (with --json: one JSON object per line and refresh)",
+    )
+    parser.add_argument(
+        "--interval",
+        type=positive_seconds,
+        default=2.0,
+        metavar="SECONDS",
+        help="seconds between refreshes with --watch (default 2; each refresh also waits for the worker ping)",
+    )
 
 
 def gather(now: datetime, app: celery.Celery) -> dict[str, Any]:
@@ -91,5 +116,21 @@ def render(data: dict[str, Any]) -> str:
 
 
 def handle(command: BaseCommand, **options: Any) -> None:
-    data = gather(timezone.now(), celery.current_app)
-    command.stdout.write(json.dumps(data, indent=2) if options.get("json") else render(data))
+    as_json = bool(options.get("json"))
+    if not options.get("watch"):
+        data = gather(timezone.now(), celery.current_app)
+        command.stdout.write(json.dumps(data, indent=2) if as_json else render(data))
+        return
+    try:
+        while True:
+            data = gather(timezone.now(), celery.current_app)
+            if as_json:
+                command.stdout.write(json.dumps(data))
+            else:
+                command.stdout.write(
+                    f"{CLEAR}{render(data)}\n\n(refreshing every {options['interval']:g} s; Ctrl-C stops)"
+                )
+            command.stdout.flush()
+            time.sleep(options["interval"])
+    except KeyboardInterrupt:
+        command.stdout.write("")

@@ -80,12 +80,18 @@ def rule() -> dict[str, float]:
     }
 
 
+def aging_base(job: Job) -> int:
+    """The priority aging counts from: the one an admin set (from when it was set), else the requested one."""
+    return job.admin_priority if job.admin_priority is not None else job.requested_priority
+
+
 def plan(job: Job, now: datetime) -> Step:
     """The step for a due job: pure, given the row and the clock."""
     params = rule()
     waited = (now - (job.aging_since or job.queued_at)).total_seconds()
-    target = aged_priority(job.requested_priority, waited=waited, **params)  # type: ignore[arg-type]
-    delay = next_aging_delay(job.requested_priority, waited=waited, **params)  # type: ignore[arg-type]
+    base = aging_base(job)
+    target = aged_priority(base, waited=waited, **params)  # type: ignore[arg-type]
+    delay = next_aging_delay(base, waited=waited, **params)  # type: ignore[arg-type]
     if target < job.effective_priority:
         return Step(target, AgingReason.AGING, _after(now, delay if delay is not None else params["threshold"]))
     # At its floor (or already better, e.g. raised by hand): only a recovery copy is left to do,

@@ -31,7 +31,17 @@ class Job(models.Model):
     queue = models.CharField(_("queue"), max_length=200, blank=True)
     requested_priority = models.PositiveSmallIntegerField(_("requested priority"), help_text=PRIORITY_HELP)
     effective_priority = models.PositiveSmallIntegerField(
-        _("effective priority"), help_text=_("The priority of the newest published copy: requested, minus aging.")
+        _("effective priority"),
+        help_text=_("The priority of the newest published copy: the requested one (or the admin's), minus aging."),
+    )
+    admin_priority = models.PositiveSmallIntegerField(
+        _("priority set in admin"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "The newest priority an admin set (Set priority…). Aging counts from it, and from when it was set, "
+            "instead of from the requested priority, which stays as the caller asked."
+        ),
     )
     priority_source = models.CharField(_("priority from"), max_length=16, choices=PrioritySource.choices)
     state = models.CharField(_("state"), max_length=16, choices=JobState.choices, default=JobState.QUEUED)
@@ -133,6 +143,9 @@ class Job(models.Model):
         constraints = [
             models.CheckConstraint(condition=in_range("requested_priority"), name="queueprio_job_requested_range"),
             models.CheckConstraint(condition=in_range("effective_priority"), name="queueprio_job_effective_range"),
+            models.CheckConstraint(
+                condition=in_range("admin_priority", nullable=True), name="queueprio_job_admin_priority_range"
+            ),
             # Deduplication is enforced by the database, so concurrent submitters can't both win.
             models.UniqueConstraint(
                 fields=["idempotency_key"],
@@ -157,6 +170,9 @@ class AgingStep(models.Model):
     reason = models.CharField(_("reason"), max_length=16, choices=AgingReason.choices, default=AgingReason.AGING)
     caller_key = models.CharField(
         _("caller"), max_length=200, blank=True, help_text=_("Who asked, for a raise by a duplicate submission.")
+    )
+    changed_by = models.CharField(
+        _("changed by"), max_length=150, blank=True, help_text=_("The admin user who set the priority (an admin step).")
     )
     at = models.DateTimeField(_("at"))
 

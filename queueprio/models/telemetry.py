@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from ..priority import LEAST_URGENT, NO_PRIORITY
@@ -69,9 +70,17 @@ class MinuteStat(StatColumns):
 
 
 class MetricTotal(StatColumns):
-    """Lifetime totals per task and priority: never pruned, so Prometheus counters only go up."""
+    """Lifetime totals per task and priority, so Prometheus counters only go up.
+
+    A row nothing has added to for ``QUEUEPRIO_METRICS_RETENTION_DAYS`` is pruned with the
+    per-minute rows (a task gone from the code stops being exported; should it come back, its
+    counters start again from zero, which Prometheus reads as a counter reset).
+    """
 
     id = models.BigAutoField(primary_key=True)
+    updated_at = models.DateTimeField(
+        _("last added to"), default=timezone.now, help_text=_("When the rollup last added to this row.")
+    )
 
     class Meta:
         verbose_name = _("metric total")

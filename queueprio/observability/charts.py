@@ -19,17 +19,22 @@ MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 52, 12, 30, 30
 Series = tuple[str, Sequence[float | None]]
 
 
-def axis_scale(value: float, *, max_ticks: int = 5) -> tuple[float, int]:
+def axis_scale(value: float, *, max_ticks: int = 5, integer: bool = False) -> tuple[float, int]:
     """A round top for the y axis and how many steps to it: steps of 1, 2, 2.5 or 5 × 10ⁿ.
 
     The step is the smallest round one that reaches ``value`` in at most ``max_ticks``
     steps, so 22 reads as 0…25 in steps of 5 and 286 as 0…300 in steps of 100.
+    ``integer=True`` (counts of jobs) keeps every tick a whole number: steps of at least 1
+    and never 2.5, so 2 reads as 0…2 in steps of 1, not 0…2 in steps of 0.5.
     """
     if value <= 0 or not math.isfinite(value):
-        return 1.0, max_ticks
+        return (1.0, 1) if integer else (1.0, max_ticks)
     raw = value / max_ticks
+    if integer:
+        raw = max(raw, 1.0)
     magnitude = 10 ** math.floor(math.log10(raw))
-    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw * (1 - 1e-9))
+    multiples = (1, 2, 5, 10) if integer else (1, 2, 2.5, 5, 10)
+    step = next(m * magnitude for m in multiples if m * magnitude >= raw * (1 - 1e-9))
     ticks = max(1, math.ceil(value / step - 1e-9))
     return step * ticks, ticks
 
@@ -91,13 +96,22 @@ def _empty(title: str, width: int, height: int) -> SafeString:
 
 
 def grouped_bar_chart(
-    labels: Sequence[str], series: Sequence[Series], *, title: str, unit: str = "", width: int = 520, height: int = 220
+    labels: Sequence[str],
+    series: Sequence[Series],
+    *,
+    title: str,
+    unit: str = "",
+    width: int = 520,
+    height: int = 220,
+    integer: bool = False,
 ) -> SafeString:
-    """Bars for each label, one per series side by side; a ``None`` value leaves a gap."""
+    """Bars for each label, one per series side by side; a ``None`` value leaves a gap.
+
+    ``integer=True`` for counts: whole-number ticks (see :func:`axis_scale`)."""
     values = [v for _, vs in series for v in vs if v is not None]
     if not labels or not values:
         return _empty(title, width, height)
-    top, ticks = axis_scale(max(values))
+    top, ticks = axis_scale(max(values), integer=integer)
     plot_w, plot_h = width - MARGIN_LEFT - MARGIN_RIGHT, height - MARGIN_TOP - MARGIN_BOTTOM
     group_w = plot_w / len(labels)
     bar_w = group_w * 0.8 / len(series)
@@ -127,7 +141,13 @@ def grouped_bar_chart(
 
 
 def bar_chart(
-    values: Sequence[tuple[str, float | None]], *, title: str, unit: str = "", width: int = 520, height: int = 220
+    values: Sequence[tuple[str, float | None]],
+    *,
+    title: str,
+    unit: str = "",
+    width: int = 520,
+    height: int = 220,
+    integer: bool = False,
 ) -> SafeString:
     """One bar per ``(label, value)``."""
     return grouped_bar_chart(
@@ -137,29 +157,71 @@ def bar_chart(
         unit=unit,
         width=width,
         height=height,
+        integer=integer,
     )
 
 
 def line_chart(
-    points: Sequence[tuple[str, float]], *, title: str, unit: str = "", width: int = 520, height: int = 220
+    points: Sequence[tuple[str, float]],
+    *,
+    title: str,
+    unit: str = "",
+    width: int = 520,
+    height: int = 220,
+    integer: bool = False,
 ) -> SafeString:
     """A line through ``(label, value)`` points, evenly spaced; first, middle and last labelled."""
-    if not points:
+    return lines_chart(
+        [label for label, _ in points],
+        [("", [v for _, v in points])],
+        title=title,
+        unit=unit,
+        width=width,
+        height=height,
+        integer=integer,
+    )
+
+
+def lines_chart(
+    labels: Sequence[str],
+    series: Sequence[Series],
+    *,
+    title: str,
+    unit: str = "",
+    width: int = 520,
+    height: int = 220,
+    integer: bool = False,
+) -> SafeString:
+    """One line per series over the same evenly spaced ``labels``; first, middle and last labelled.
+
+    A ``None`` value breaks the line there (no sample)."""
+    values = [v for _, vs in series for v in vs if v is not None]
+    if not labels or not values:
         return _empty(title, width, height)
-    top, ticks = axis_scale(max(v for _, v in points))
+    top, ticks = axis_scale(max(values), integer=integer)
     plot_w, plot_h = width - MARGIN_LEFT - MARGIN_RIGHT, height - MARGIN_TOP - MARGIN_BOTTOM
-    step = plot_w / max(len(points) - 1, 1)
-    xy = [(MARGIN_LEFT + i * step, MARGIN_TOP + plot_h * (1 - v / top)) for i, (_, v) in enumerate(points)]
-    shown = sorted({0, len(points) // 2, len(points) - 1})
-    anchors = {0: "start", len(points) - 1: "end"}
-    texts = [(f"{xy[i][0]:.1f}", height - MARGIN_BOTTOM + 14, anchors.get(i, "middle"), points[i][0]) for i in shown]
+    step = plot_w / max(len(labels) - 1, 1)
+    lines = []
+    for s, (_, vs) in enumerate(series):
+        runs: list[list[str]] = [[]]
+        for i, value in enumerate(vs[: len(labels)]):
+            if value is None:
+                runs.append([])
+                continue
+            runs[-1].append(f"{MARGIN_LEFT + i * step:.1f},{MARGIN_TOP + plot_h * (1 - value / top):.1f}")
+        lines += [(PALETTE[s % len(PALETTE)], " ".join(run)) for run in runs if run]
+    shown = sorted({0, len(labels) // 2, len(labels) - 1})
+    anchors = {0: "start", len(labels) - 1: "end"}
+    texts = [
+        (f"{MARGIN_LEFT + i * step:.1f}", height - MARGIN_BOTTOM + 14, anchors.get(i, "middle"), labels[i])
+        for i in shown
+    ]
     body = (
         _axis(top, ticks, unit, width, height)
-        + format_html(
-            '<polyline class="qp-line" fill="none" stroke="{}" stroke-width="2" points="{}"/>',
-            PALETTE[0],
-            " ".join(f"{x:.1f},{y:.1f}" for x, y in xy),
+        + format_html_join(
+            "", '<polyline class="qp-line" fill="none" stroke="{}" stroke-width="2" points="{}"/>', lines
         )
         + format_html_join("", '<text x="{}" y="{}" text-anchor="{}" fill="#333">{}</text>', texts)
+        + _legend(series, width)
     )
     return _frame(title, width, height, body)

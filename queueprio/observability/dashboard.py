@@ -1,61 +1,88 @@
-"""What the admin dashboard shows: live depth, the last hour's waits, throughput, rejections, aging."""
+"""What the admin dashboard shows: live depth, and over a chosen window (1 h, 6 h, 24 h) waits,
+throughput, depth by band over time, rejections, aging steps and admin changes."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from ..conf import settings
-from ..models import RollupWatermark, TaskPriority
-from . import depth, window
+from ..models import AgingReason, AgingStep, BandSample, RollupWatermark, TaskPriority
+from . import depth, waits, window
 from .aggregate import Stat, minute_floor
-from .charts import bar_chart, grouped_bar_chart, line_chart
+from .charts import Series, bar_chart, grouped_bar_chart, lines_chart
 from .rollup import WATERMARK
 from .units import format_duration
 
-WINDOW = timedelta(hours=1)
-
 
 @dataclass(frozen=True)
-class PriorityRow:
-    priority: int
-    started: int
-    succeeded: int
-    failed: int
-    p50: str
-    p95: str
-    longest: str
+class Range:
+    key: str
+    label: str
+    span: timedelta
+    #: Minutes per throughput point.
+    step_minutes: int
 
 
-def minute_series(stats: dict[datetime, Stat], since: datetime, until: datetime) -> list[tuple[str, float]]:
-    """Jobs finished per minute from ``since`` to ``until``, missing minutes as zero."""
-    points, minute = [], since
-    while minute < until:
-        stat = stats.get(minute)
-        points.append((f"{minute:%H:%M}", float(stat.counts["succeeded"] + stat.counts["failed"]) if stat else 0.0))
-        minute += timedelta(minutes=1)
+RANGES = (
+    Range("1h", "last hour", timedelta(hours=1), 1),
+    Range("6h", "last 6 hours", timedelta(hours=6), 5),
+    Range("24h", "last 24 hours", timedelta(hours=24), 15),
+)
+DEFAULT_RANGE = RANGES[0]
+#: Most points a line chart draws; longer sample series are folded (each point the maximum of its group).
+MAX_POINTS = 288
+#: Admin changes listed on the page (the newest).
+ADMIN_CHANGES_SHOWN = 10
+
+
+def parse_range(key: str | None) -> Range:
+    """The range a ``?range=`` value names; the last hour for anything else."""
+    return next((r for r in RANGES if r.key == key), DEFAULT_RANGE)
+
+
+def minute_series(
+    stats: dict[datetime, Stat], since: datetime, until: datetime, *, step_minutes: int = 1
+) -> list[tuple[str, float]]:
+    """Jobs finished per ``step_minutes`` from ``since`` to ``until``, missing minutes as zero."""
+    points, start, step = [], since, timedelta(minutes=step_minutes)
+    while start < until:
+        total = 0
+        for i in range(step_minutes):
+            stat = stats.get(start + timedelta(minutes=i))
+            total += stat.counts["succeeded"] + stat.counts["failed"] if stat else 0
+        points.append((f"{start:%H:%M}", float(total)))
+        start += step
     return points
 
 
-def priority_rows(stats: dict[int, Stat]) -> list[PriorityRow]:
-    rows = []
-    for priority, stat in stats.items():
-        if not priority:  # rejections without a valid priority have no waits or runs
-            continue
-        quantiles = window.wait_quantiles(stat)
-        rows.append(
-            PriorityRow(
-                priority=priority,
-                started=stat.counts["started"],
-                succeeded=stat.counts["succeeded"],
-                failed=stat.counts["failed"],
-                p50=format_duration(quantiles[0.5]),
-                p95=format_duration(quantiles[0.95]),
-                longest=format_duration(stat.wait.maximum),
-            )
-        )
-    return rows
+def fold(values: Sequence[float | None], size: int) -> list[float | None]:
+    """Groups of ``size`` consecutive values as their maximum (a spike stays visible)."""
+    out: list[float | None] = []
+    for i in range(0, len(values), size):
+        group = [v for v in values[i : i + size] if v is not None]
+        out.append(max(group) if group else None)
+    return out
+
+
+def band_depth_series(since: datetime, until: datetime) -> tuple[list[str], list[Series]]:
+    """Queued jobs per band at each depth snapshot (the rollup's ``BandSample`` rows) in the window."""
+    rows = BandSample.objects.filter(at__gte=since, at__lte=until).order_by("at").values_list("at", "band", "queued")
+    times: list[datetime] = []
+    by_band: dict[str, dict[datetime, int]] = {name: {} for name, _, _ in depth.band_ranges()}
+    for at, band, queued in rows:
+        if not times or times[-1] != at:
+            times.append(at)
+        by_band.setdefault(band, {})[at] = queued
+    size = max(1, -(-len(times) // MAX_POINTS))  # ceiling division
+    labels = [f"{at:%H:%M}" for at in times[::size]]
+    series: list[Series] = [
+        (band, fold([float(v) if (v := counts.get(at)) is not None else None for at in times], size))
+        for band, counts in by_band.items()
+    ]
+    return labels, series
 
 
 def task_defaults() -> list[dict[str, Any]]:
@@ -71,48 +98,92 @@ def task_defaults() -> list[dict[str, Any]]:
     ]
 
 
-def wait_series(hour: dict[int, Stat], priorities: list[str]) -> list[tuple[str, list[float | None]]]:
+def wait_series(rows: Sequence[waits.PriorityWaits], priorities: list[str]) -> list[Series]:
     """p50 and p95 wait per priority (``None`` where nothing started) for the grouped bar chart."""
-    quantiles = {p: window.wait_quantiles(hour[int(p)]) if int(p) in hour else {} for p in priorities}
-    return [(f"p{round(q * 100)}", [quantiles[p].get(q) for p in priorities]) for q in window.QUANTILES]
+    found = {str(row.priority): row for row in rows}
+    return [
+        (f"p{round(q * 100)}", [found[p].quantiles[q].value if p in found else None for p in priorities])
+        for q in window.QUANTILES
+    ]
 
 
-def hour_counts(hour: dict[int, Stat]) -> dict[str, int]:
+def window_counts(stats: dict[int, Stat]) -> dict[str, int]:
     total = Stat()
-    for stat in hour.values():
+    for stat in stats.values():
         total.add(stat)
     return {name: total.counts[name] for name in ("submitted", "started", "succeeded", "failed", "aged")}
 
 
-def context(now: datetime) -> dict[str, Any]:
-    """Template context of the dashboard at ``now``: live depth, the last hour rolled up, charts."""
-    since = now - WINDOW
+def admin_changes(since: datetime) -> tuple[int, list[dict[str, Any]]]:
+    """Priority changes made in the admin since ``since``: how many, and the newest ones."""
+    changes = AgingStep.objects.filter(at__gte=since, reason=AgingReason.ADMIN)
+    newest = changes.select_related("job").order_by("-at", "-pk")[:ADMIN_CHANGES_SHOWN]
+    return changes.count(), [
+        {
+            "at": step.at,
+            "who": step.changed_by or "–",
+            "task_id": step.job.task_id,
+            "job_pk": step.job_id,
+            "task_name": step.job.task_name,
+            "from_priority": step.from_priority,
+            "to_priority": step.to_priority,
+        }
+        for step in newest
+    ]
+
+
+def context(now: datetime, span: Range = DEFAULT_RANGE) -> dict[str, Any]:
+    """Template context of the dashboard at ``now`` over ``span``: live depth, the window's figures, charts."""
+    since = now - span.span
     rolled_until = RollupWatermark.objects.filter(name=WATERMARK).values_list("processed_until", flat=True).first()
     by_priority, by_band = depth.by_priority(now), depth.by_band(now)
-    hour = window.by_priority(since)
-    throughput = minute_series(window.by_minute(since), minute_floor(since), rolled_until or now)
+    rolled = window.by_priority(since)
+    wait = waits.waits(since, now)
+    throughput = minute_series(
+        window.by_minute(since), minute_floor(since), rolled_until or now, step_minutes=span.step_minutes
+    )
     rejections = window.rejections_by_reason(since)
+    band_labels, band_series = band_depth_series(since, now)
+    admin_count, admin_newest = admin_changes(since)
+    per = "minute" if span.step_minutes == 1 else f"{span.step_minutes} minutes"
     return {
         "now": now,
+        "range": span,
+        "ranges": RANGES,
         "rolled_until": rolled_until,
         "queued_total": sum(q.queued for q in by_priority),
-        "depth_chart": bar_chart([(q.name, q.queued) for q in by_priority], title="Queued jobs by priority (now)"),
+        "depth_chart": bar_chart(
+            [(q.name, q.queued) for q in by_priority], title="Queued jobs by priority (now)", integer=True
+        ),
         "bands": [
             {"name": q.name, "queued": q.queued, "oldest_wait": format_duration(q.oldest_wait(now))} for q in by_band
         ],
+        "band_depth_chart": lines_chart(
+            band_labels, band_series, title=f"Queued jobs by band, {span.label}", integer=True, width=1000
+        ),
         "wait_chart": grouped_bar_chart(
             [q.name for q in by_priority],
-            wait_series(hour, [q.name for q in by_priority]),
-            title="Wait by priority, last hour",
+            wait_series(wait.rows, [q.name for q in by_priority]),
+            title=f"Wait by priority, {span.label}",
             unit=" s",
         ),
-        "priority_rows": priority_rows(hour),
-        "throughput_chart": line_chart(throughput, title="Jobs finished per minute, last hour"),
-        "hour": hour_counts(hour),
+        "waits": wait,
+        "throughput_chart": lines_chart(
+            [label for label, _ in throughput],
+            [("", [value for _, value in throughput])],
+            title=f"Jobs finished per {per}, {span.label}",
+            integer=True,
+        ),
+        "counts": {**window_counts(rolled), "admin_changes": admin_count},
         "rejections": rejections,
-        "rejections_chart": bar_chart(rejections, title="Rejections by reason, last hour") if rejections else "",
+        "rejections_chart": (
+            bar_chart(rejections, title=f"Rejections by reason, {span.label}", integer=True) if rejections else ""
+        ),
         "aging_steps": [
-            {**vars(step), "average_wait": format_duration(step.average_wait)} for step in window.aging_steps(since)
+            {**vars(step), "average_wait": format_duration(step.average_wait)}
+            for step in window.aging_steps(since)
+            if step.reason != AgingReason.ADMIN
         ],
+        "admin_changes": admin_newest,
         "task_defaults": task_defaults(),
     }

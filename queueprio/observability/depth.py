@@ -73,13 +73,14 @@ def by_priority(now: datetime) -> list[Queued]:
 def fold_bands(rows: Iterable[dict[str, Any]], ranges: Sequence[BandRange]) -> list[Queued]:
     """Sum rows of (band, requested_priority, queued, oldest) into one entry per band.
 
-    A job keeps the band it was admitted to (its ``band_name``); a row without one is
-    placed by its requested priority.
+    A job counts in the band whose place it holds (``band``, by key: an admin's priority change
+    can move it), else the one it was admitted to (``band_name``); a row without either is placed
+    by its requested priority.
     """
     queued: dict[str, int] = {name: 0 for name, _, _ in ranges}
     oldest: dict[str, datetime | None] = dict.fromkeys(queued)
     for row in rows:
-        name = row["band_name"] or band_of(row["requested_priority"], ranges) or "?"
+        name = row.get("band__name") or row["band_name"] or band_of(row["requested_priority"], ranges) or "?"
         queued[name] = queued.get(name, 0) + row["queued"]
         if row["oldest"] is not None and (oldest.get(name) is None or row["oldest"] < oldest[name]):
             oldest[name] = row["oldest"]
@@ -87,7 +88,7 @@ def fold_bands(rows: Iterable[dict[str, Any]], ranges: Sequence[BandRange]) -> l
 
 
 def by_band(now: datetime) -> list[Queued]:
-    return fold_bands(_queued(now, "band_name", "requested_priority"), band_ranges())
+    return fold_bands(_queued(now, "band__name", "band_name", "requested_priority"), band_ranges())
 
 
 def sample(now: datetime) -> None:

@@ -8,6 +8,8 @@ a path or a setting.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,6 +21,7 @@ from django.db import DatabaseError, connection
 
 from ..broker.queues import priority_queue
 from ..conf import settings
+from ..threads import start_quiet_thread
 from . import depth
 
 logger = logging.getLogger("queueprio")
@@ -33,6 +36,8 @@ class Health:
     broker: bool
     database: bool
     workers: list[str] = field(default_factory=list)
+    #: How old the worker ping's answer is (seconds; it is reused for ``QUEUEPRIO_HEALTH_CACHE_SECONDS``).
+    workers_age: float | None = None
     broker_messages: int | None = None
     by_priority: list[depth.Queued] = field(default_factory=list)
     by_band: list[depth.Queued] = field(default_factory=list)
@@ -46,6 +51,7 @@ class Health:
         return {
             "healthy": self.healthy,
             "checks": {"broker": self.broker, "database": self.database, "workers": len(self.workers)},
+            "workers_checked_seconds_ago": _rounded(self.workers_age),
             "broker_messages": self.broker_messages,
             "queued": {q.name: q.queued for q in self.by_priority},
             "oldest_wait_seconds": {q.name: _rounded(q.oldest_wait(now)) for q in self.by_band},
@@ -105,12 +111,88 @@ def responding_workers(app: celery.Celery) -> list[str]:
     return sorted(name for reply in replies for name in reply)
 
 
+@dataclass(frozen=True)
+class Ping:
+    workers: list[str]
+    at: float  # time.monotonic()
+
+
+class PingCache:
+    """The last worker ping's answer, per process and app, reused for ``QUEUEPRIO_HEALTH_CACHE_SECONDS``.
+
+    A ping waits its whole timeout for replies (it can't know how many workers there are), so
+    the health endpoint must not ping per request. Fresh answers are reused; a stale one (up to
+    three intervals old) is served at once while one background thread pings again; with none
+    (the first request) or a too old one the request pings, one at a time: concurrent requests
+    wait for that ping and share its answer.
+    """
+
+    def __init__(self) -> None:
+        self._answers: dict[int, Ping] = {}
+        self._lock = threading.Lock()  # held while pinging: one ping at a time
+        self._flags = threading.Lock()  # guards _refreshing only, never held across a ping
+        self._refreshing: set[int] = set()
+        #: Bumped by clear(): a background ping started before it doesn't store its answer after it.
+        self._epoch = 0
+
+    def clear(self) -> None:
+        with self._flags:
+            self._epoch += 1
+            self._answers.clear()
+
+    def workers(self, app: celery.Celery) -> tuple[list[str], float]:
+        """The workers that answered, and how many seconds ago."""
+        ttl = float(settings.HEALTH_CACHE_SECONDS)
+        answer = self._answers.get(id(app))
+        age = None if answer is None else time.monotonic() - answer.at
+        if answer is not None and age is not None and age < ttl:
+            return answer.workers, age
+        if answer is not None and age is not None and age < 3 * ttl:
+            self._refresh_in_background(app)
+            return answer.workers, age
+        with self._lock:
+            answer = self._answers.get(id(app))
+            if answer is None or time.monotonic() - answer.at >= ttl:  # nobody pinged while we waited
+                answer = self._ping(app)
+        return answer.workers, time.monotonic() - answer.at
+
+    def _ping(self, app: celery.Celery, epoch: int | None = None) -> Ping:
+        answer = Ping(responding_workers(app), time.monotonic())
+        with self._flags:
+            if epoch is None or epoch == self._epoch:
+                self._answers[id(app)] = answer
+        return answer
+
+    def _refresh_in_background(self, app: celery.Celery) -> None:
+        with self._flags:
+            if id(app) in self._refreshing:
+                return
+            self._refreshing.add(id(app))
+            epoch = self._epoch
+        ttl = float(settings.HEALTH_CACHE_SECONDS)
+
+        def refresh() -> None:
+            try:
+                with self._lock:
+                    answer = self._answers.get(id(app))
+                    if answer is None or time.monotonic() - answer.at >= ttl:  # no request pinged meanwhile
+                        self._ping(app, epoch)
+            finally:
+                with self._flags:
+                    self._refreshing.discard(id(app))
+
+        start_quiet_thread(refresh, name="queueprio-health-ping")
+
+
+pings = PingCache()
+
+
 def check(now: datetime, app: celery.Celery | None = None) -> Health:
     app = app or celery.current_app
     messages = broker_messages(app, queue_names())
     health = Health(broker=messages is not None, database=database_ok(), broker_messages=messages)
     if health.broker:
-        health.workers = responding_workers(app)
+        health.workers, health.workers_age = pings.workers(app)
     if health.database:
         try:
             health.by_priority = depth.by_priority(now)

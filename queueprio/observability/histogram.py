@@ -94,3 +94,22 @@ def _interpolate(bounds: Sequence[float], index: int, fraction: float, maximum: 
     lower = 0.0 if index == 0 else float(bounds[index - 1])
     estimate = lower + (float(bounds[index]) - lower) * fraction
     return min(estimate, maximum) if maximum is not None else estimate
+
+
+def quantile_bucket(bounds: Sequence[float], counts: Sequence[int], q: float) -> tuple[float, float | None] | None:
+    """The bucket ``(lower, upper]`` the ``q`` quantile's rank falls in: where the true value lies.
+
+    :func:`quantile_from_histogram` interpolates inside this bucket, so its error is at most the
+    bucket's width. ``upper`` is ``None`` for the overflow bucket (no upper bound); ``None`` when
+    nothing was counted.
+    """
+    total = sum(counts)
+    if total == 0:
+        return None
+    rank, below = q * total, 0
+    for index, count in enumerate(counts):
+        if count and below + count >= rank:
+            lower = 0.0 if index == 0 else float(bounds[index - 1])
+            return lower, float(bounds[index]) if index < len(bounds) else None
+        below += count
+    raise AssertionError("unreachable: the last non-empty bucket always reaches the rank")

@@ -21,7 +21,7 @@ from ..models import MetricTotal, RollupWatermark
 from . import depth
 from .aggregate import Durations
 from .histogram import DURATION_BOUNDS, cumulative
-from .rollup import WATERMARK
+from .rollup import WATERMARK, known_tasks, task_label
 from .window import merge_by
 
 
@@ -85,17 +85,26 @@ class QueueprioCollector(Collector):
             "queueprio_jobs_finished", "Jobs that ran to an outcome.", labels=["task", "priority", "outcome"]
         )
         rejections = CounterMetricFamily("queueprio_rejections", "Refused submissions.", labels=["task", "reason"])
+        # Labels are registered task names or "other" (rows stored before rejections were counted
+        # under "other" are folded into it here), so they can't grow with what callers send.
+        known = known_tasks()
         by_reason: dict[tuple[str, str], int] = {}
+        counts: dict[tuple[str, int], dict[str, int]] = {}
         for row in MetricTotal.objects.order_by("task_name", "priority"):
+            task = task_label(row.task_name, known)
             for reason, count in (row.rejection_reasons or {}).items():
-                by_reason[(row.task_name, reason)] = by_reason.get((row.task_name, reason), 0) + count
+                by_reason[(task, reason)] = by_reason.get((task, reason), 0) + count
             if not row.priority:  # rejections without a valid priority: nothing else to count
                 continue
-            labels = [row.task_name, str(row.priority)]
+            summed = counts.setdefault((task, row.priority), {})
+            for name in (*families, "succeeded", "failed"):
+                summed[name] = summed.get(name, 0) + getattr(row, name)
+        for (task, priority), summed in sorted(counts.items()):
+            labels = [task, str(priority)]
             for name, family in families.items():
-                family.add_metric(labels, getattr(row, name))
-            finished.add_metric([*labels, "succeeded"], row.succeeded)
-            finished.add_metric([*labels, "failed"], row.failed)
+                family.add_metric(labels, summed[name])
+            finished.add_metric([*labels, "succeeded"], summed["succeeded"])
+            finished.add_metric([*labels, "failed"], summed["failed"])
         for (task, reason), count in sorted(by_reason.items()):
             rejections.add_metric([task, reason], count)
         yield from (*families.values(), finished, rejections)

@@ -17,9 +17,21 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import Model, QuerySet
+from django.utils import timezone
 
 from ..conf import settings
-from ..models import AgingReason, AgingStep, BandSample, DepthSample, Job, JobState, MetricTotal, MinuteStat, Rejection
+from ..models import (
+    AgingReason,
+    AgingStep,
+    BandSample,
+    DepthSample,
+    Job,
+    JobState,
+    MetricTotal,
+    MinuteStat,
+    Rejection,
+    TaskPriority,
+)
 from ..models import RollupWatermark as Watermark
 from . import depth
 from .aggregate import Accumulator, Stat, minute_floor, rejected_priority
@@ -34,6 +46,19 @@ MAX_PER_RUN = timedelta(days=1)
 INITIAL_BACKFILL = timedelta(hours=1)
 #: What the lifetime totals keep of a :class:`Stat` (no maxima: they'd never come down).
 TOTAL_COLUMNS = [name for name in Stat().columns() if not name.endswith("_max")]
+#: The task a rejection is counted under when it named no registered task: a caller's string
+#: must not become a metric label (or a row) of its own, or the labels could grow without bound.
+OTHER_TASK = "other"
+
+
+def known_tasks() -> set[str]:
+    """The registered queueprio tasks (their default-priority rows, seeded from the registry)."""
+    return set(TaskPriority.objects.values_list("task_name", flat=True))
+
+
+def task_label(name: str, known: set[str]) -> str:
+    """``name`` if it is a registered task, else :data:`OTHER_TASK`."""
+    return name if name in known else OTHER_TASK
 
 
 def closed_until(now: datetime) -> datetime:
@@ -54,7 +79,7 @@ def rollup(now: datetime) -> int:
             if mark.processed_until != start:  # another run got here first: carry on from its mark
                 start = mark.processed_until
                 continue
-            store(collect(start, end))
+            store(collect(start, end), now)
             Watermark.objects.filter(pk=mark.pk).update(processed_until=end)
         done += int((end - start).total_seconds() // 60)
         start = end
@@ -83,20 +108,22 @@ def collect(start: datetime, end: datetime) -> Accumulator:
         if finished_at is None:  # excluded by the filter; this tells the type checker
             continue
         acc.finished(finished_at, task, priority, succeeded=state == JobState.SUCCEEDED, started_at=started_at)
+    known = known_tasks()
     for at, task, requested, reason in (
         Rejection.objects.order_by()
         .filter(at__gte=start, at__lt=end)
         .values_list("at", "task_name", "requested_priority", "reason")
     ):
-        acc.rejected(at, task, rejected_priority(requested), reason)
+        acc.rejected(at, task_label(task, known), rejected_priority(requested), reason)
     steps = AgingStep.objects.order_by().filter(at__gte=start, at__lt=end, reason=AgingReason.AGING)
     for at, task, priority in steps.values_list("at", "job__task_name", "from_priority"):
         acc.aged(at, task, priority)
     return acc
 
 
-def store(acc: Accumulator) -> None:
+def store(acc: Accumulator, now: datetime | None = None) -> None:
     """Insert the minute rows and add them to the lifetime totals (caller holds the watermark lock)."""
+    now = now or timezone.now()
     MinuteStat.objects.bulk_create(
         [MinuteStat(minute=m, task_name=t, priority=p, **stat.columns()) for (m, t, p), stat in acc.stats.items()]
     )
@@ -114,22 +141,27 @@ def store(acc: Accumulator) -> None:
         stat.add(addition)
         columns = {name: value for name, value in stat.columns().items() if name in TOTAL_COLUMNS}
         if row is None:
-            new.append(MetricTotal(task_name=task, priority=priority, **columns))
+            new.append(MetricTotal(task_name=task, priority=priority, updated_at=now, **columns))
         else:
             for name, value in columns.items():
                 setattr(row, name, value)
+            row.updated_at = now
             changed.append(row)
     MetricTotal.objects.bulk_create(new)
-    MetricTotal.objects.bulk_update(changed, TOTAL_COLUMNS)
+    MetricTotal.objects.bulk_update(changed, [*TOTAL_COLUMNS, "updated_at"])
 
 
 def prune(now: datetime) -> int:
-    """Delete metrics rows past ``METRICS_RETENTION_DAYS``, in batches; returns how many."""
+    """Delete metrics rows past ``METRICS_RETENTION_DAYS``, in batches; returns how many.
+
+    Lifetime totals go too once nothing has added to them for as long: a task gone from the
+    code (or a name only rejections ever carried, before they were counted as ``other``)."""
     cutoff = now - timedelta(days=settings.METRICS_RETENTION_DAYS)
     return (
         delete_in_batches(MinuteStat.objects.filter(minute__lt=cutoff))
         + delete_in_batches(DepthSample.objects.filter(at__lt=cutoff))
         + delete_in_batches(BandSample.objects.filter(at__lt=cutoff))
+        + delete_in_batches(MetricTotal.objects.filter(updated_at__lt=cutoff))
     )
 
 

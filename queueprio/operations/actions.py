@@ -20,11 +20,13 @@ from .cancel import revoke
 logger = logging.getLogger("queueprio")
 
 
-def set_priority(jobs: Iterable[Job], priority: int) -> int:
-    """Raise or lower queued jobs to ``priority``; aging restarts from now. Returns how many moved.
+def set_priority(jobs: Iterable[Job], priority: int, *, changed_by: str = "") -> int:
+    """Raise or lower queued jobs to ``priority``; aging restarts from now, from there. Returns how many moved.
 
-    An operator's decision: the job moves to the band of its new priority without that band's
-    limit being checked (its old place is given back once the new copy is recorded).
+    An operator's decision, recorded as an ``admin`` step with ``changed_by`` (who), its time and
+    both priorities; the job's requested priority stays what its caller asked. The job moves to
+    the band of its new priority without that band's limit being checked (its old place is given
+    back once the new copy is recorded).
     """
     validate_priority(priority)
     tasks = priority_tasks()
@@ -36,7 +38,8 @@ def set_priority(jobs: Iterable[Job], priority: int) -> int:
         move = target is not None and target.pk != job.band_id
         if move and target is not None:
             Band.objects.reacquire(target.pk)
-        step = Step(AgingReason.ADMIN, reset_aging=True, band_id=target.pk if move and target else None)
+        band_id = target.pk if move and target else None
+        step = Step(AgingReason.ADMIN, reset_aging=True, band_id=band_id, changed_by=changed_by[:150])
         if republish(job, priority, step):
             moved += 1
         elif move and target is not None:
@@ -45,7 +48,8 @@ def set_priority(jobs: Iterable[Job], priority: int) -> int:
 
 
 def retry_failed(jobs: Iterable[Job]) -> int:
-    """Run failed jobs again under the same ledger row and task id, at their requested priority."""
+    """Run failed jobs again under the same ledger row and task id, at their requested priority
+    (an earlier admin change is dropped: the retry starts over)."""
     tasks = priority_tasks()
     retried = 0
     now = timezone.now()
@@ -55,6 +59,7 @@ def retry_failed(jobs: Iterable[Job]) -> int:
         fresh = queue_again(
             job.task_id,
             effective_priority=job.requested_priority,
+            admin_priority=None,
             error="",
             started_at=None,
             finished_at=None,

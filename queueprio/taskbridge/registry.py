@@ -26,13 +26,17 @@ def register(task: Any) -> None:
 def lookup(module_path: str) -> Any | None:
     """The registered Django task at ``module_path``; ``None`` if no backend validated one.
 
-    A miss runs Celery's autodiscovery once (it imports each installed app's ``tasks`` module,
-    as a worker does at start-up) and looks again: the web process may not have imported the
-    module yet when it reads a result back.
+    A miss runs Celery's autodiscovery (it imports each installed app's ``tasks`` module, as a
+    worker does at start-up; once per process, never again in a worker) and looks again: the web
+    process may not have imported the module yet when it reads a result back.
     """
     found = _tasks.get(module_path)
     if found is None:
-        celery.current_app.loader.import_default_modules()
+        # Imported here: queueprio.registry needs the models, and this module is imported while
+        # Django validates a task, which can be before the app registry is ready.
+        from ..registry import import_task_modules
+
+        import_task_modules(celery.current_app)
         found = _tasks.get(module_path)
     return found
 

@@ -127,6 +127,18 @@ def test_convert__missing_source_and_unknown_converter_are_refused(root: Path, b
     assert sorted(Rejection.objects.values_list("reason", flat=True)) == ["invalid_input", "unknown_task"]
 
 
+def test_convert__a_directory_is_refused_at_submission(root: Path, broker: Connection) -> None:
+    # Refused before publishing, not failed later by the worker ("is not a regular file")
+    (root / "a-directory.csv").mkdir(exist_ok=True)
+    with pytest.raises(InvalidArguments, match="is a directory, not a file"):
+        convert("csv_to_json", "a-directory.csv")
+    with pytest.raises(InvalidArguments, match="is a directory, not a file"):
+        convert_batch("csv_to_json", ["a-directory.csv"])
+    assert queue_depth(broker) == 0
+    assert not Job.objects.exists()
+    assert list(Rejection.objects.values_list("reason", flat=True)) == ["invalid_input", "invalid_input"]
+
+
 def test_convert_batch__records_and_publishes_every_file(worker: Worker, root: Path, broker: Connection) -> None:
     sources = []
     for i in range(20):

@@ -25,6 +25,7 @@ from openpyxl import Workbook
 from PIL import Image
 
 from converters import convert
+from queueprio import InvalidArguments
 from queueprio.models import Job, JobState
 from tests.converters import bombs
 from tests.converters.bombs import XML_BOMB, YAML_BOMB
@@ -169,10 +170,24 @@ def test_bad_file__fails_the_job_readably_and_the_worker_lives(
 
 
 @pytest.mark.parametrize("name", sorted(SUFFIX))
-def test_directory_instead_of_a_file__fails_readably(worker: Worker, root: Path, broker: Connection, name: str) -> None:
+def test_directory_instead_of_a_file__refused_at_submission(root: Path, broker: Connection, name: str) -> None:
     source = root / f"a-directory-{name}{SUFFIX[name]}"
     source.mkdir(exist_ok=True)
-    result = convert(name, source.name, f"out/dir-{name}.out")
+    with pytest.raises(InvalidArguments, match="is a directory, not a file"):
+        convert(name, source.name, f"out/dir-{name}.out")
+    assert not Job.objects.filter(task_name=f"converters.{name}").exists()
+
+
+@pytest.mark.parametrize("name", sorted(SUFFIX))
+def test_directory_swapped_in_after_submission__fails_readably_in_the_worker(
+    worker: Worker, root: Path, broker: Connection, name: str
+) -> None:
+    source = root / f"becomes-a-directory-{name}{SUFFIX[name]}"
+    source.write_text("a file at submission\n")
+    with transaction.atomic():  # published on commit: the swap happens before any worker can see the job
+        result = convert(name, source.name, f"out/dir-{name}.out")
+        source.unlink()
+        source.mkdir()
     assert_failed_cleanly(
         worker, root, result.id, f"out/dir-{name}.out", error="ConversionError: ", says="not a regular file"
     )

@@ -36,7 +36,7 @@ def test_dashboard__staff_with_view_dashboard_sees_it(client: Client) -> None:
     assert response.status_code == 200
     assert response.templates[0].name == "admin/queueprio/dashboard.html"
     assert b'<meta http-equiv="refresh" content="15">' in response.content
-    assert response.content.count(b'<svg class="qp-chart"') == 3  # no rejections: no rejections chart
+    assert response.content.count(b'<svg class="qp-chart"') == 4  # no rejections: no rejections chart
 
 
 def test_app_index__links_the_dashboard(admin_client: Client) -> None:

@@ -6,7 +6,14 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from queueprio.observability.charts import axis_scale, bar_chart, format_number, grouped_bar_chart, line_chart
+from queueprio.observability.charts import (
+    axis_scale,
+    bar_chart,
+    format_number,
+    grouped_bar_chart,
+    line_chart,
+    lines_chart,
+)
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -82,3 +89,33 @@ def test_line_chart__one_point_per_value() -> None:
     svg = line_chart([("12:00", 1), ("12:01", 4), ("12:02", 2)], title="Throughput")
     line = next(parse(svg).iter(f"{SVG}polyline"))
     assert len(line.get("points").split()) == 3
+
+
+@pytest.mark.parametrize(
+    ("value", "top", "ticks"),
+    [(0, 1.0, 1), (1, 1.0, 1), (2, 2.0, 2), (3, 3.0, 3), (7, 8.0, 4), (12, 15.0, 3), (22, 25.0, 5), (286, 300.0, 3)],
+)
+def test_axis_scale__counts_get_whole_number_ticks(value: float, top: float, ticks: int) -> None:
+    got_top, got_ticks = axis_scale(value, integer=True)
+    assert (got_top, got_ticks) == (pytest.approx(top), ticks)
+    step = got_top / got_ticks
+    assert step == int(step)  # every tick a whole number
+    # The control: without integer=True a count of 2 is drawn in steps of 0.5
+    assert axis_scale(2) == (pytest.approx(2.0), 4)
+
+
+def test_bar_chart__integer_axis_labels_are_whole_numbers() -> None:
+    svg = bar_chart([("1", 2), ("2", 1)], title="Depth", integer=True)
+    labels = [el.text for el in parse(svg).iter(f"{SVG}text") if el.get("text-anchor") == "end"]
+    assert labels == ["0", "1", "2"]
+
+
+def test_lines_chart__one_line_per_series_with_a_legend_and_gaps() -> None:
+    svg = lines_chart(
+        ["12:00", "12:01", "12:02"], [("urgent", [0, 2, 1]), ("bulk", [5, None, 3])], title="Depth", integer=True
+    )
+    lines = [el.get("points").split() for el in parse(svg).iter(f"{SVG}polyline")]
+    assert [len(points) for points in lines] == [3, 1, 1]  # the missing sample breaks the bulk line
+    texts = [el.text for el in parse(svg).iter(f"{SVG}text")]
+    assert "urgent" in texts
+    assert "bulk" in texts

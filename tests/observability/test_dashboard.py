@@ -1,9 +1,11 @@
-"""The admin dashboard: its numbers, and the real page rendered by headless Chromium."""
+"""The admin dashboard: its numbers, and the real pages (dashboard, job list, a job) rendered by headless Chromium."""
 
 from __future__ import annotations
 
+import math
 import os
 import random
+import re
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,16 +13,17 @@ from pathlib import Path
 import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
+from django_celery_results.models import TaskResult
 
-from queueprio.models import TaskPriority
-from queueprio.observability import dashboard, rollup
-from queueprio.observability.aggregate import Stat
+from queueprio.models import AgingStep, BandSample, Job, TaskPriority
+from queueprio.observability import dashboard, rollup, waits
+from queueprio.observability.aggregate import Stat, minute_floor
 from tests.support import chromium as browser
 from tests.support.ledger import make_aging_step, make_job, make_rejection
 from tests.support.worker import ROOT
 
 DASHBOARD = "/admin/queueprio/dashboard/"
-SCREENSHOT = ROOT / "docs" / "dashboard.png"
+SCREENSHOTS = ROOT / "docs"
 
 
 def seed(now: datetime) -> None:
@@ -43,6 +46,15 @@ def seed(now: datetime) -> None:
     for i in range(6):
         job = make_job(queued_at=now - timedelta(minutes=20 + i), priority=9, effective=8)
         make_aging_step(job, at=now - timedelta(minutes=14 + i), from_priority=9, to_priority=8)
+    for i, who in enumerate(("alice", "bob")):  # raised by hand: admin changes, not aging
+        job = make_job(queued_at=now - timedelta(minutes=30 + i), priority=7, effective=2, admin_priority=2)
+        step = make_aging_step(job, at=now - timedelta(minutes=10 + i), from_priority=7, to_priority=2, reason="admin")
+        AgingStep.objects.filter(pk=step.pk).update(changed_by=who)
+    for minute in range(59, -1, -1):  # the rollup's depth snapshots, one a minute
+        at = minute_floor(now) - timedelta(minutes=minute)
+        for band, base in (("urgent", 1), ("normal", 12), ("background", 30)):
+            queued = max(0, int(base + base * 0.6 * math.sin(minute / 7 + base)))
+            BandSample.objects.create(at=at, band=band, queued=queued)
     TaskPriority.objects.update_or_create(
         task_name="converters.csv_to_json", defaults={"code_default": 5, "priority": 3}
     )
@@ -56,46 +68,271 @@ def test_minute_series__fills_missing_minutes_with_zero() -> None:
     stat.counts.update(succeeded=3, failed=1)
     points = dashboard.minute_series({t + timedelta(minutes=1): stat}, t, t + timedelta(minutes=3))
     assert points == [("12:00", 0.0), ("12:01", 4.0), ("12:02", 0.0)]
+    # Over a longer range, a point per 5 minutes holds their sum
+    wide = dashboard.minute_series({t + timedelta(minutes=1): stat}, t, t + timedelta(minutes=10), step_minutes=5)
+    assert wide == [("12:00", 4.0), ("12:05", 0.0)]
+
+
+def test_parse_range__the_three_ranges_and_the_hour_for_anything_else() -> None:
+    assert [dashboard.parse_range(key).span for key in ("1h", "6h", "24h")] == [
+        timedelta(hours=1),
+        timedelta(hours=6),
+        timedelta(hours=24),
+    ]
+    assert dashboard.parse_range("1y") == dashboard.parse_range(None) == dashboard.DEFAULT_RANGE
+
+
+def test_fold__keeps_each_groups_peak() -> None:
+    assert dashboard.fold([1, 5, None, 2, None, None, 7], 2) == [5, 2, None, 7]
 
 
 @pytest.mark.django_db
-def test_context__live_depth_hour_figures_and_defaults() -> None:
+def test_context__live_depth_window_figures_and_defaults() -> None:
     now = timezone.now()
     seed(now)
     context = dashboard.context(now)
-    assert context["queued_total"] == 60 + 6
-    assert context["hour"]["aged"] == 6
+    assert context["queued_total"] == 60 + 6 + 2
+    # Aging and admin changes counted apart
+    assert (context["counts"]["aged"], context["counts"]["admin_changes"]) == (6, 2)
+    assert {row["reason"] for row in context["aging_steps"]} == {"aging"}
+    assert [(c["who"], c["from_priority"], c["to_priority"]) for c in context["admin_changes"]] == [
+        ("alice", 7, 2),
+        ("bob", 7, 2),
+    ]
     assert dict(context["rejections"])["queue_full"] == 7
-    assert {row.priority for row in context["priority_rows"]} >= {1, 5, 10}
+    assert {row.priority for row in context["waits"].rows} >= {1, 5, 10}
+    assert context["waits"].exact
     defaults = {row["task_name"]: row for row in context["task_defaults"]}
     assert defaults["converters.csv_to_json"]["effective"] == 3
     assert defaults["converters.image_to_webp"]["effective"] == 7
-    for chart in ("depth_chart", "wait_chart", "throughput_chart", "rejections_chart"):
+    for chart in ("depth_chart", "band_depth_chart", "wait_chart", "throughput_chart", "rejections_chart"):
         assert str(context[chart]).startswith('<svg class="qp-chart"')
+    # Depth by band over time: one line per band through the hour's 60 snapshots
+    assert str(context["band_depth_chart"]).count('class="qp-line"') == 3
+
+
+@pytest.mark.django_db
+def test_context__the_range_widens_every_window_figure() -> None:
+    now = timezone.now()
+    make_aging_step(
+        make_job(queued_at=now - timedelta(hours=5), priority=9, effective=8),
+        at=now - timedelta(hours=4),
+        from_priority=9,
+        to_priority=8,
+    )
+    assert dashboard.context(now)["aging_steps"] == []
+    [step] = dashboard.context(now, dashboard.parse_range("6h"))["aging_steps"]
+    assert (step["from_priority"], step["to_priority"], step["steps"]) == (9, 8, 1)
+
+
+def waited(now: datetime, seconds: list[float], priority: int = 4) -> None:
+    for i, wait in enumerate(seconds):
+        queued = now - timedelta(minutes=30, seconds=i)
+        started = queued + timedelta(seconds=wait)
+        make_job(queued_at=queued, priority=priority, state="succeeded", started_at=started, finished_at=started)
+
+
+@pytest.mark.django_db
+def test_waits__exact_from_the_ledger_at_the_nearest_rank() -> None:
+    # Given 20 jobs that waited 1…20 s (a histogram would put 11…15 s in one bucket)
+    now = timezone.now()
+    waited(now, [float(s) for s in range(1, 21)])
+    result = waits.waits(now - timedelta(hours=1), now)
+    [row] = result.rows
+    assert result.exact
+    assert result.started == 20
+    assert (row.p50.value, row.p95.value, row.longest) == (pytest.approx(10.0), pytest.approx(19.0), 20.0)
+    assert (row.p50.text, row.p50.bucket) == ("10.0 s", "")
+
+
+@pytest.mark.django_db
+def test_waits__over_the_limit_an_estimate_with_the_bucket_it_lies_in() -> None:
+    # Given the same jobs, rolled up, and a ledger too busy to read one by one
+    now = timezone.now()
+    waited(now, [float(s) for s in range(1, 21)])
+    rollup.rollup(now)
+    exact = waits.from_ledger(now - timedelta(hours=1), now, limit=10)
+    assert exact == "more than 10 jobs started in the window"
+    result = waits.from_rollup(now - timedelta(hours=1), exact)
+    [row] = result.rows
+    # Then the p95 is an estimate inside its bucket (15, 30] s, and says so; the exact 19 s is in it
+    assert not result.exact
+    assert row.p95.lower == 15.0
+    assert row.p95.upper == 30.0
+    assert row.p95.text.startswith("≈ ")
+    assert row.p95.bucket == "15.0 s–30.0 s"
+
+
+@pytest.mark.django_db
+def test_dashboard_page__states_the_estimates_error(admin_client, monkeypatch) -> None:
+    now = timezone.now()
+    waited(now, [float(s) for s in range(1, 21)])
+    rollup.rollup(now)
+    exact_page = admin_client.get(DASHBOARD).content.decode()
+    assert "p50 and p95 are exact: from the ledger's 20 jobs" in exact_page
+    monkeypatch.setattr(waits, "EXACT_LIMIT", 10)
+    page = admin_client.get(DASHBOARD).content.decode()
+    assert "p50 and p95 are estimates (more than 10 jobs started in the window)" in page
+    assert "the error is at most that bucket" in page
+    assert "in 15.0 s–30.0 s" in page
 
 
 @pytest.mark.django_db(transaction=True)
 def test_dashboard__renders_in_headless_chromium(chromium: str, live_server, settings, tmp_path: Path) -> None:
     # Given an hour of activity and a superuser whose browser session the test opens
     settings.ROOT_URLCONF = "tests.observability.dashboard_urls"
-    seed(timezone.now())
+    now = timezone.now()
+    seed(now)
     get_user_model().objects.create_superuser("boss", "boss@example.com", "pw")
-    url = f"{live_server.url}/test-login/boss/?next={DASHBOARD}"
+
+    def load(path: str) -> str:
+        dom = browser.run(
+            chromium, tmp_path / "profile-dom", "--dump-dom", f"{live_server.url}/test-login/boss/?next={path}"
+        )
+        assert dom.returncode == 0, dom.stderr[-2000:]
+        assert 'id="login-form"' not in dom.stdout
+        return dom.stdout
+
     # When Chromium loads the admin dashboard through the live server
-    dom = browser.run(chromium, tmp_path / "profile-dom", "--dump-dom", url)
-    assert dom.returncode == 0, dom.stderr[-2000:]
-    # Then the page is the dashboard (not the login form) with its four charts in the DOM
-    assert "Queue dashboard" in dom.stdout
-    assert 'id="login-form"' not in dom.stdout
-    assert dom.stdout.count('<svg class="qp-chart"') == 4
-    assert dom.stdout.count('class="qp-bar"') >= 10
-    assert 'http-equiv="refresh" content="15"' in dom.stdout
-    # And a screenshot of it is a real PNG of some substance
-    png = tmp_path / "dashboard.png"
-    shot = browser.run(chromium, tmp_path / "profile-shot", f"--screenshot={png}", "--window-size=1280,2000", url)
-    assert shot.returncode == 0, shot.stderr[-2000:]
+    dom = load(DASHBOARD)
+    # Then the page is the dashboard (not the login form) with its five charts in the DOM
+    assert "Queue dashboard" in dom
+    assert dom.count('<svg class="qp-chart"') == 5
+    assert dom.count('class="qp-bar"') >= 10
+    assert 'http-equiv="refresh" content="15"' in dom
+    # And its range links, the admin changes counted apart, exact quantiles said so
+    assert '<strong class="qp-range-current">last hour</strong>' in dom
+    assert 'href="?range=24h"' in dom
+    assert "<strong>2</strong>admin priority changes" in dom
+    assert "p50 and p95 are exact" in dom
+    # And a count axis in whole numbers: every tick label of the depth chart is an integer
+    depth = dom[dom.index('id="qp-depth"') : dom.index('id="qp-bands"')]
+    ticks = re.findall(r'text-anchor="end" fill="#666">([^<]+)<', depth)
+    assert ticks
+    assert all(tick.isdigit() for tick in ticks)
+    # And over 24 hours the same page widens its window
+    assert '<strong class="qp-range-current">last 24 hours</strong>' in load(f"{DASHBOARD}?range=24h")
+    shot(chromium, tmp_path, live_server.url, DASHBOARD, "dashboard.png", height=2300)
+
+
+def shot(chromium: str, tmp_path: Path, base: str, path: str, name: str, *, height: int, width: int = 1280) -> None:
+    """A screenshot of ``path`` as ``boss``: a real PNG of some substance; kept in docs/ when asked."""
+    png = tmp_path / name
+    url = f"{base}/test-login/boss/?next={path}"
+    done = browser.run(
+        chromium, tmp_path / f"profile-{name}", f"--screenshot={png}", f"--window-size={width},{height}", url
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert png.stat().st_size > 30_000
     if os.environ.get("QUEUEPRIO_WRITE_SCREENSHOT") == "1":
-        SCREENSHOT.parent.mkdir(exist_ok=True)
-        shutil.copyfile(png, SCREENSHOT)
+        SCREENSHOTS.mkdir(exist_ok=True)
+        shutil.copyfile(png, SCREENSHOTS / name)
+
+
+JOBS = "/admin/queueprio/job/"
+
+
+def seed_jobs(now: datetime) -> dict[str, object]:
+    """A morning of conversions as the job list shows them: done, failed, running, waiting, raised by hand."""
+    rng = random.Random(11)
+    made: dict[str, object] = {}
+    for i in range(14):
+        queued = now - timedelta(minutes=40 - 2 * i, seconds=rng.uniform(0, 50))
+        started = queued + timedelta(seconds=rng.uniform(0.2, 30 if i % 3 else 240))
+        finished = started + timedelta(seconds=rng.uniform(0.3, 9))
+        kind = (
+            ("csv_to_json", "in/orders-2026-{:02}.csv", 5) if i % 2 else ("image_to_webp", "photos/shop-{:03}.png", 7)
+        )
+        task, source, priority = kind[0], kind[1].format(i + 1), kind[2]
+        failed = i in (3, 8)
+        job = make_job(
+            queued_at=queued,
+            priority=priority,
+            task=f"converters.{task}",
+            state="failed" if failed else "succeeded",
+            started_at=started,
+            finished_at=finished,
+            args=[source, source.rsplit(".", 1)[0] + (".json" if task == "csv_to_json" else ".webp")],
+            kwargs={"options": {}},
+            error=(
+                f"ConversionError: {source}: row 4 has 5 fields, expected 3\nTraceback (most recent call last):\n  ..."
+                if failed
+                else ""
+            ),
+        )
+        TaskResult.objects.create(task_id=job.task_id, status="FAILURE" if failed else "SUCCESS")
+    running = make_job(
+        queued_at=now - timedelta(seconds=12),
+        priority=3,
+        task="converters.xml_to_json",
+        state="started",
+        started_at=now - timedelta(seconds=4),
+        args=["in/invoice-7731.xml", "in/invoice-7731.json"],
+    )
+    TaskResult.objects.create(task_id=running.task_id, status="STARTED")
+    for i in range(3):
+        make_job(
+            queued_at=now - timedelta(seconds=30 + 9 * i),
+            priority=9,
+            effective=8,
+            task="converters.image_to_webp",
+            args=[f"archive/scan-{i:04}.tiff", f"archive/scan-{i:04}.webp"],
+        )
+    raised = make_job(
+        queued_at=now - timedelta(minutes=3),
+        priority=7,
+        effective=2,
+        admin_priority=2,
+        task="converters.csv_to_json",
+        args=["in/payroll-2026-01.csv", "in/payroll-2026-01.json"],
+        caller_key="user:42",
+    )
+    step = make_aging_step(raised, at=now - timedelta(minutes=1), from_priority=7, to_priority=2, reason="admin")
+    AgingStep.objects.filter(pk=step.pk).update(changed_by="alice")
+    make_aging_step(raised, at=now - timedelta(minutes=2), from_priority=7, to_priority=7, reason="aging")
+    made["raised"] = raised
+    return made
+
+
+@pytest.mark.django_db(transaction=True)
+def test_job_pages__render_in_headless_chromium(chromium: str, live_server, settings, tmp_path: Path) -> None:
+    # Given a morning of conversions and a superuser whose browser session the test opens
+    settings.ROOT_URLCONF = "tests.observability.dashboard_urls"
+    now = timezone.now()
+    made = seed_jobs(now)
+    get_user_model().objects.create_superuser("boss", "boss@example.com", "pw")
+    raised = made["raised"]
+    assert isinstance(raised, Job)
+
+    def load(path: str) -> str:
+        url = f"{live_server.url}/test-login/boss/?next={path}"
+        dom = browser.run(chromium, tmp_path / "profile-jobs", "--dump-dom", url)
+        assert dom.returncode == 0, dom.stderr[-2000:]
+        assert 'id="login-form"' not in dom.stdout
+        return dom.stdout
+
+    # When Chromium loads the job list
+    page = load(JOBS)
+    # Then each row reads as people ask: compact id (whole id as its tooltip), the input file,
+    # times to the second, waited and run times, the error's first line, the result
+    assert f'<span title="{raised.task_id}">{raised.task_id[:8]}</span>' in page
+    assert "in/payroll-2026-01.csv" in page
+    assert re.search(r">\d{4}-\d\d-\d\d \d\d:\d\d:\d\d<", page)
+    assert "row 4 has 5 fields, expected 3" in page
+    assert "Traceback" not in page
+    assert '2 <span title="set in the admin">(admin)</span>' in page
+    assert ">FAILURE</a>" in page
+    # And the actions include Cancel next to Set priority and Retry
+    for action in ("set_priority", "cancel", "retry"):
+        assert f'<option value="{action}">' in page
+    # And searching by file finds the job
+    found = load(f"{JOBS}?q=payroll")
+    assert raised.task_id[:8] in found
+    assert "in/orders-2026-02.csv" not in found
+    # When Chromium loads the raised job's page, it shows the caller's priority and the admin's change
+    detail = load(f"{JOBS}{raised.pk}/change/")
+    assert re.search(r"2 \(from 7\) by alice at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d", detail)
+    assert re.search(r'<div class="readonly">7</div>', detail)  # requested: what the caller asked
+    shot(chromium, tmp_path, live_server.url, JOBS, "jobs.png", height=1000, width=1920)
+    shot(chromium, tmp_path, live_server.url, f"{JOBS}{raised.pk}/change/", "job.png", height=1700)

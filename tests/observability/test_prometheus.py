@@ -98,3 +98,24 @@ def test_scrape__counters_and_histograms_from_the_rolled_up_totals() -> None:
     assert "0" not in {s.labels.get("priority") for s in wait}  # rejections without a priority have no waits
     assert value(metrics["queueprio_run_seconds"], "queueprio_run_seconds_sum", priority="2") == pytest.approx(3.0)
     assert metrics["queueprio_metrics_rollup_timestamp_seconds"][0].value > t.timestamp()
+
+
+def test_scrape__labels_are_registered_tasks_or_other(settings) -> None:
+    # Given totals stored before rejections were counted as "other": a made-up name per refusal
+    from queueprio.models import MetricTotal
+
+    for i in range(3):
+        MetricTotal.objects.create(
+            task_name=f"made.up.{i}", priority=0, rejected=1, rejection_reasons={"unknown_task": 1}
+        )
+    MetricTotal.objects.create(task_name="made.up.9", priority=4, submitted=2)
+    MetricTotal.objects.create(task_name="tests.record", priority=4, submitted=5)
+    metrics = scrape()
+    # Then the scrape has no made-up label: they are summed under "other"
+    tasks = {s.labels["task"] for family in metrics.values() for s in family if "task" in s.labels}
+    assert tasks == {"tests.record", "other"}
+    rejected = metrics["queueprio_rejections"]
+    assert value(rejected, "queueprio_rejections_total", task="other", reason="unknown_task") == 3
+    submitted = metrics["queueprio_jobs_submitted"]
+    assert value(submitted, "queueprio_jobs_submitted_total", task="other", priority="4") == 2
+    assert value(submitted, "queueprio_jobs_submitted_total", task="tests.record", priority="4") == 5

@@ -135,6 +135,34 @@ def test_prune__deletes_rows_past_retention_in_batches(settings) -> None:
     assert MinuteStat.objects.count() == 5
 
 
+def test_rollup__rejected_names_outside_the_registered_tasks_count_as_other() -> None:
+    # Given refusals of a registered task and of names a caller made up (unbounded)
+    make_rejection(at=T + S, reason="queue_full", task="tests.record", priority="2")
+    for i in range(5):
+        make_rejection(at=T + S, reason="unknown_task", task=f"made.up.{i}", priority="2")
+    make_rejection(at=T + S, reason="unknown_task", task="", priority="2")
+    rollup.rollup(T + 5 * M)
+    # Then the registered one keeps its name, and every other name is one row, "other"
+    assert set(MetricTotal.objects.values_list("task_name", flat=True)) == {"tests.record", "other"}
+    assert stat(T, 2, task="other").rejection_reasons == {"unknown_task": 6}
+    assert stat(T, 2).rejection_reasons == {"queue_full": 1}
+
+
+def test_prune__lifetime_totals_nothing_added_to_for_the_retention_go_too(settings) -> None:
+    settings.QUEUEPRIO_METRICS_RETENTION_DAYS = 14
+    MetricTotal.objects.create(task_name="gone.from.the.code", priority=3, updated_at=T - timedelta(days=15))
+    MetricTotal.objects.create(task_name="tests.record", priority=3, updated_at=T - timedelta(days=13))
+    assert rollup.prune(T) == 1
+    assert list(MetricTotal.objects.values_list("task_name", flat=True)) == ["tests.record"]
+
+
+def test_rollup__adding_to_a_total_renews_it() -> None:
+    MetricTotal.objects.create(task_name="tests.record", priority=1, updated_at=T - timedelta(days=20))
+    make_job(queued_at=T + S, priority=1)
+    rollup.rollup(T + 2 * M)
+    assert MetricTotal.objects.get(task_name="tests.record", priority=1).updated_at == T + 2 * M
+
+
 def test_rollup_metrics_task__rolls_up_samples_depth_and_prunes() -> None:
     make_job(queued_at=T, priority=3)
     result = rollup_metrics.apply().get()

@@ -80,3 +80,53 @@ def test_status__lists_the_workers_that_answer(tmp_path: Path, broker: Connectio
         text = status()
     assert f"workers: 1 answering: {worker.name.split('@')[0]}@" in text
     assert "priority  queued  oldest wait  p95 wait (1h)  started (1h)" in text
+
+
+class Interrupt:
+    """``time.sleep`` that lets ``frames - 1`` refreshes through, then is Ctrl-C."""
+
+    def __init__(self, frames: int) -> None:
+        self.left, self.slept = frames, []
+
+    def __call__(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.left -= 1
+        if self.left <= 0:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.django_db
+def test_status_watch__redraws_in_place_until_ctrl_c(monkeypatch) -> None:
+    # Given a job queued between the first and the second refresh
+    from queueprio.cli import status as status_module
+
+    interrupt = Interrupt(frames=2)
+
+    def sleep_then_queue(seconds: float) -> None:
+        make_job(queued_at=timezone.now(), priority=4)
+        interrupt(seconds)
+
+    monkeypatch.setattr(status_module.time, "sleep", sleep_then_queue)
+    monkeypatch.setattr(status_module.health, "responding_workers", lambda app: [])
+    # When status is watched
+    text = status("--watch", "--interval", "0.5")
+    # Then each frame starts by taking the cursor home and clearing the screen (no scrolling
+    # pile of tables), the second shows the new job, and Ctrl-C ends it quietly
+    frames = text.split(status_module.CLEAR)[1:]
+    assert len(frames) == 2
+    assert "queued: 0" in frames[0]
+    assert "queued: 1" in frames[1]
+    assert interrupt.slept == [0.5, 0.5]
+    assert "(refreshing every 0.5 s; Ctrl-C stops)" in frames[0]
+
+
+@pytest.mark.django_db
+def test_status_watch_json__one_object_per_line(monkeypatch) -> None:
+    from queueprio.cli import status as status_module
+
+    monkeypatch.setattr(status_module.time, "sleep", Interrupt(frames=3))
+    monkeypatch.setattr(status_module.health, "responding_workers", lambda app: [])
+    lines = [line for line in status("--watch", "--json").splitlines() if line]
+    assert len(lines) == 3
+    assert all(json.loads(line)["workers"] == [] for line in lines)
+    assert status_module.CLEAR not in "".join(lines)

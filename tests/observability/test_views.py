@@ -68,3 +68,43 @@ def test_metrics__prometheus_text_format(client: Client) -> None:
     assert response["Content-Type"].startswith("text/plain; version=")
     names = {family.name for family in text_string_to_metric_families(response.content.decode())}
     assert {"queueprio_queued_jobs", "queueprio_oldest_wait_seconds", "queueprio_jobs_submitted"} <= names
+
+
+@pytest.fixture
+def healthy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A health check that passes without asking a broker: these tests are about URLs and methods."""
+    from queueprio.observability.health import Health
+
+    monkeypatch.setattr("queueprio.views.health_checks.check", lambda now: Health(True, True, ["w@h"], 0.0))
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/queueprio/health/", "/queueprio/health"])
+def test_health__with_or_without_the_slash_get_and_head(client: Client, healthy: None, path: str) -> None:
+    # No redirect either way (a probe may not follow one); HEAD answers the same status, no body
+    assert client.get(path).status_code == 200
+    head = client.head(path)
+    assert (head.status_code, head.content) == (200, b"")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/queueprio/metrics", "/queueprio/metrics/"])
+def test_metrics__with_or_without_the_slash_get_and_head(client: Client, path: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 200
+    assert b"queueprio_queued_jobs" in response.content
+    head = client.head(path)
+    assert (head.status_code, head["Content-Type"]) == (200, response["Content-Type"])
+    # Still nothing else
+    assert client.post(path).status_code == 405
+
+
+@pytest.mark.django_db
+def test_admin_view_site__leads_to_a_page_that_links_everything(admin_client: Client) -> None:
+    # The admin's "View site" link goes to "/", which used to be a 404
+    index = admin_client.get("/admin/").content.decode()
+    assert '<a href="/">View site</a>' in index
+    home = admin_client.get("/")
+    assert home.status_code == 200
+    for href in ("/admin/queueprio/dashboard/", "/admin/queueprio/job/", "/queueprio/health/", "/queueprio/metrics"):
+        assert f'href="{href}"' in home.content.decode()

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.contrib.auth.models import Permission, User
 from django.test import Client
+from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 from kombu import Connection
 
 from queueprio.models import AgingStep, Band, Job, JobState, TaskPriority
+from queueprio.operations import actions
 from tests.support.messages import drain
 from tests.support.tasks import record
 
@@ -50,10 +54,51 @@ def test_set_priority_action__republishes_and_records_an_admin_step(broker: Conn
     )
 
     job.refresh_from_db()
-    assert (job.requested_priority, job.effective_priority, job.generation) == (2, 2, 2)
+    # The requested priority stays what the caller asked; the admin's is recorded beside it
+    assert (job.requested_priority, job.admin_priority, job.effective_priority, job.generation) == (8, 2, 2, 2)
     assert [(m["id"], m["priority"]) for m in drain(broker)] == [(result.id, 9), (result.id, 3)]
     step = AgingStep.objects.get()
-    assert (step.reason, step.from_priority, step.to_priority) == ("admin", 8, 2)
+    assert (step.reason, step.from_priority, step.to_priority, step.changed_by) == ("admin", 8, 2, "staff")
+    # And the job's page says who changed it, when, from and to
+    page = client.get(f"/admin/queueprio/job/{job.pk}/change/").content.decode()
+    assert f"2 (from 8) by staff at {step.at.astimezone(timezone.get_current_timezone()):%Y-%m-%d %H:%M:%S}" in page
+
+
+def test_set_priority_then_a_duplicate__the_duplicate_is_a_new_request_again(broker: Connection, tmp_path) -> None:
+    # A raise by a duplicate submission is a caller asking: it becomes the requested priority and
+    # ends the admin's override (aging then counts from the new request).
+    result = record.apply_async(args=["x", str(tmp_path / "o")], priority=8, idempotency_key="k")
+    job = Job.objects.get(task_id=result.id)
+    actions.set_priority([job], 6, changed_by="alice")
+    record.apply_async(args=["x", str(tmp_path / "o")], priority=3, idempotency_key="k")
+    job.refresh_from_db()
+    assert (job.requested_priority, job.admin_priority, job.effective_priority) == (3, None, 3)
+    assert list(AgingStep.objects.order_by("at").values_list("reason", "changed_by")) == [
+        ("admin", "alice"),
+        ("dedup", ""),
+    ]
+
+
+def test_cancel_action__cancels_waiting_jobs_for_good_and_needs_the_permission(broker: Connection, tmp_path) -> None:
+    # Given a queued job and one that already finished
+    waiting = Job.objects.get(task_id=record.apply_async(args=["x", str(tmp_path / "o")], priority=4).id)
+    done = Job.objects.get(task_id=record.apply_async(args=["y", str(tmp_path / "o")], priority=4).id)
+    Job.objects.filter(pk=done.pk).update(state=JobState.SUCCEEDED)
+    selected = {"action": "cancel", "_selected_action": [waiting.pk, done.pk]}
+    # When staff without the permission try it, nothing happens (the action isn't theirs)
+    staff_client = staff("view_job")
+    assert b'value="cancel"' not in staff_client.get("/admin/queueprio/job/").content
+    staff_client.post("/admin/queueprio/job/", selected)
+    assert Job.objects.get(pk=waiting.pk).state == JobState.QUEUED
+    # When staff with it cancel both
+    User.objects.filter(username="staff").delete()
+    response = staff("view_job", "reprioritize_job").post("/admin/queueprio/job/", selected, follow=True)
+    # Then the queued one is cancelled (durably: the ledger first), its band place given back,
+    # and the finished one is left alone
+    assert "1 of 2 selected jobs cancelled" in response.content.decode()
+    waiting.refresh_from_db()
+    assert (waiting.state, Job.objects.get(pk=done.pk).state) == (JobState.CANCELLED, JobState.SUCCEEDED)
+    assert Band.objects.get(pk=waiting.band_id).queued == 1  # only the "finished" row's place, set by hand above
 
 
 def test_retry_action__reruns_a_failed_job_under_its_own_id(broker: Connection, tmp_path) -> None:
@@ -102,5 +147,33 @@ def test_task_priority_admin__refuses_values_outside_the_scale(admin_client: Cli
     )
     assert response.status_code == 200  # the changelist again, with the error, not a 500
     assert b"errornote" in response.content
+    # In words, not the database's constraint name
+    assert "A priority is a whole number from 1 (most urgent) to 10 (least urgent)." in response.content.decode()
+    assert b"Constraint" not in response.content
     row.refresh_from_db()
     assert row.priority is None
+
+
+@pytest.mark.parametrize("value", ["0", "11"])
+def test_task_priority_admin__the_change_form_says_the_range_too(admin_client: Client, value: str) -> None:
+    row = TaskPriority.objects.get(task_name="tests.record")
+    url = f"/admin/queueprio/taskpriority/{row.pk}/change/"
+    # The input itself says the scale
+    form = admin_client.get(url).content.decode()
+    assert re.search(r'<input type="number" name="priority"[^>]* min="1" max="10"', form), form
+    response = admin_client.post(url, {"priority": value})
+    assert response.status_code == 200
+    assert "A priority is a whole number from 1 (most urgent) to 10 (least urgent)." in response.content.decode()
+    row.refresh_from_db()
+    assert row.priority is None
+    # The control: a value on the scale is saved
+    admin_client.post(url, {"priority": "3"})
+    row.refresh_from_db()
+    assert row.priority == 3
+
+
+def test_task_priority_admin__the_list_inputs_say_the_range(admin_client: Client) -> None:
+    page = admin_client.get("/admin/queueprio/taskpriority/").content.decode()
+    inputs = re.findall(r'<input type="number" name="form-\d+-priority"[^>]*>', page)
+    assert inputs
+    assert all('min="1"' in tag and 'max="10"' in tag for tag in inputs)

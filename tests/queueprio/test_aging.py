@@ -53,6 +53,27 @@ def test_plan__steps_and_recovery(
     assert (step.priority, step.reason) == expected
 
 
+@pytest.mark.parametrize(
+    ("requested", "admin", "waited", "expected"),
+    [
+        (8, 2, 1, (None, AgingReason.AGING)),  # raised by hand: not undone, nothing due yet
+        (8, 2, 301, (1, AgingReason.AGING)),  # ages from the admin's 2, not from the requested 8
+        (3, 9, 1, (None, AgingReason.AGING)),  # lowered by hand: the requested 3 doesn't pull it back
+        (3, 9, 650, (7, AgingReason.AGING)),  # ages from 9, two thresholds after the change
+    ],
+)
+def test_plan__after_an_admin_change_aging_counts_from_the_admins_priority(
+    settings, requested: int, admin: int, waited: float, expected: tuple
+) -> None:
+    settings.QUEUEPRIO_AGING_THRESHOLD_SECONDS = 300
+    settings.QUEUEPRIO_AGING_MAX_BOOST = 4
+    changed = job(requested, admin, waited=waited, published_ago=waited)
+    changed.admin_priority = admin
+    changed.queued_at -= timedelta(hours=1)  # submitted long before the change: aging counts from the change
+    step = plan(changed, timezone.now())
+    assert (step.priority, step.reason) == expected
+
+
 @pytest.mark.broker
 @pytest.mark.django_db(transaction=True)
 def test_sweep__republishes_due_jobs_under_the_same_id_at_a_better_priority(broker: Connection, tmp_path, settings):

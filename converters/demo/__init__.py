@@ -1,0 +1,1 @@
+"""``manage.py demo``'s parts: its processes (started, checked, stopped) and its report (pure)."""
