@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('queueprio', '0010_celery_semantics'),
+        ('queueprio', '0011_progress_running_limits'),
     ]
 
     operations = [
