@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from django.utils import timezone
+from django.utils.html import format_html
 
 from ..models import FINISHED_STATES, JobState
 from ..observability.units import format_duration
@@ -71,3 +72,29 @@ def error_line(error: str, state: str) -> str:
     if state not in FAILED_STATES or not error.strip():
         return ""
     return short(error.strip().splitlines()[0], ERROR_LENGTH)
+
+
+def progress_html(progress: float | None, note: str) -> str:
+    """A running job's progress as a bar and its percentage, with its note; ``–`` when it reports none."""
+    if progress is None:
+        return format_html("{}", note) if note else "–"
+    percent = round(max(0.0, min(1.0, progress)) * 100)
+    return format_html(
+        '<progress max="100" value="{}" title="{}%">{}%</progress> {}%{}',
+        percent,
+        percent,
+        percent,
+        percent,
+        format_html(' <span class="quiet">{}</span>', note) if note else "",
+    )
+
+
+def standing(state: str, *, position: int | None, eta: datetime | None, now: datetime) -> str:
+    """Where a waiting job stands, in a few words: jobs ahead of it, held, or when it is due."""
+    if state == JobState.QUEUED:
+        return "–" if position is None else f"{position} ahead"
+    if state == JobState.HELD:
+        return "held: its band is at its running limit"
+    if state == JobState.SCHEDULED and eta is not None:
+        return f"due in {format_duration(max(0.0, (eta - now).total_seconds()))}"
+    return ""

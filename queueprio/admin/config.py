@@ -67,12 +67,23 @@ class TaskPriorityAdmin(PriorityFieldsAdmin):
 
 @admin.register(Band)
 class BandAdmin(PriorityFieldsAdmin):
-    """Limits apply to the next submission; ``queued`` is the live admission counter."""
+    """Limits apply to the next submission (``max_queued``) and the next start (``max_running``);
+    ``queued`` and ``running`` are the live counters."""
 
     priority_fields = ("most_urgent", "least_urgent")
-    list_display = ["name", "most_urgent", "least_urgent", "max_queued", "queued", "soft_time_limit", "time_limit"]
-    list_editable = ["max_queued", "soft_time_limit", "time_limit"]
-    readonly_fields = ["queued"]
+    list_display = [
+        "name",
+        "most_urgent",
+        "least_urgent",
+        "max_queued",
+        "queued",
+        "max_running",
+        "running",
+        "soft_time_limit",
+        "time_limit",
+    ]
+    list_editable = ["max_queued", "max_running", "soft_time_limit", "time_limit"]
+    readonly_fields = ["queued", "running", "corrections"]
 
 
 @admin.register(UrgentQuota)

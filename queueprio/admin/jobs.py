@@ -10,10 +10,15 @@ from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 
 from ..exceptions import InvalidPriority
 from ..models import AgingReason, AgingStep, Job, JobState, Rejection
+from ..observability.capacity import processes_by_queue
+from ..observability.position import expected_start as estimated_start
+from ..observability.position import position, with_position
+from ..observability.units import format_duration
 from ..operations import actions
 from ..priority import LEAST_URGENT, MOST_URGENT, Priority
 from . import columns
@@ -53,6 +58,7 @@ class JobAdmin(ReadOnlyAdmin):
         "task",
         "input",
         "state",
+        "where",
         "requested",
         "effective",
         "queued",
@@ -86,13 +92,26 @@ class JobAdmin(ReadOnlyAdmin):
                 ]
             },
         ),
+        ("Where it stands", {"fields": ["progress_bar", "position_now", "expected_start"]}),
         ("Times", {"fields": ["queued", "eta", "started", "finished", "waited", "ran", "expires_at"]}),
         ("Copies and runs", {"fields": ["generation", "claimed_generation", "retries", "worker_losses", "worker"]}),
     ]
-    readonly_fields = ["input", "result_link", "admin_change", "queued", "started", "finished", "waited", "ran"]
+    readonly_fields = [
+        "input",
+        "result_link",
+        "admin_change",
+        "progress_bar",
+        "position_now",
+        "expected_start",
+        "queued",
+        "started",
+        "finished",
+        "waited",
+        "ran",
+    ]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Job]:
-        return with_results(super().get_queryset(request))
+        return with_position(with_results(super().get_queryset(request)))
 
     def has_reprioritize_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("queueprio.reprioritize_job")
@@ -149,6 +168,46 @@ class JobAdmin(ReadOnlyAdmin):
     @admin.display(description="input")
     def input(self, obj: Job) -> str:
         return columns.input_summary(obj.args, obj.kwargs)
+
+    @admin.display(description="progress / place")
+    def where(self, obj: Job) -> str:
+        """A running job's progress; a waiting one's place (counted in the page's own query)."""
+        if obj.state == JobState.STARTED:
+            return columns.progress_html(obj.progress, obj.progress_note)
+        return columns.standing(obj.state, position=getattr(obj, "ahead", None), eta=obj.eta, now=timezone.now())
+
+    @admin.display(description="progress")
+    def progress_bar(self, obj: Job) -> str:
+        text = columns.progress_html(obj.progress, obj.progress_note)
+        if obj.progress_at is not None and obj.state == JobState.STARTED:
+            return format_html("{} (reported at {})", text, columns.to_the_second(obj.progress_at))
+        return text
+
+    @admin.display(description="jobs ahead")
+    def position_now(self, obj: Job) -> str:
+        return columns.standing(obj.state, position=position(obj), eta=obj.eta, now=timezone.now()) or "–"
+
+    @admin.display(description="expected start")
+    def expected_start(self, obj: Job) -> str:
+        """The estimate (``observability.position``), on the worker processes that answer for its queue."""
+        if obj.state == JobState.SCHEDULED:
+            return columns.to_the_second(obj.eta)
+        if obj.state != JobState.QUEUED:
+            return "–"
+        now = timezone.now()
+        try:
+            workers = processes_by_queue().get(obj.queue, 0)
+        except Exception:  # the broker is away
+            return "unknown: the workers could not be asked (is RabbitMQ up?)"
+        if not workers:
+            return f"no worker consumes queue {obj.queue!r} now"
+        start = estimated_start(obj, now=now, workers=workers)
+        if start is None:
+            return "–"
+        return (
+            f"{columns.to_the_second(start)} (in about "
+            f"{format_duration(max(0.0, (start - now).total_seconds()))}, on {workers} worker processes)"
+        )
 
     @admin.display(description="requested", ordering="requested_priority")
     def requested(self, obj: Job) -> int:

@@ -1,7 +1,8 @@
-"""Show queued jobs by priority and band, the workers that answer, and last hour's p95 wait.
+"""Show queued jobs by priority and band, what runs (with its progress) and what starts next, the
+workers that answer, and last hour's p95 wait.
 
-Depth and oldest waits are read live from the ledger; the p95 comes from the metrics
-rollup and lags by a minute or two.
+Depth, band counters, running jobs and the next to start are read live from the ledger; the p95
+comes from the metrics rollup and lags by a minute or two.
 """
 
 from __future__ import annotations
@@ -16,15 +17,20 @@ import celery
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
-from ..observability import depth, health, window
+from ..observability import depth, health, live, window
+from ..observability.capacity import processes_by_queue
+from ..observability.position import next_to_start
 from ..observability.units import format_duration
 from .table import format_table
 
 HELP = (
-    "queue depth by priority, oldest wait per band, workers, last hour's p95 wait "
+    "queue depth by priority, bands (waiting, held, running), running jobs with progress, the next to "
+    "start with expected start, workers, last hour's p95 wait "
     "(--watch to keep it on screen, --json for scripts)"
 )
 WINDOW = timedelta(hours=1)
+#: Running jobs and next-to-start jobs listed.
+SHOWN = 10
 #: Cursor home, then clear the screen: the next frame replaces the last one.
 CLEAR = "\x1b[H\x1b[2J"
 
@@ -67,15 +73,58 @@ def gather(now: datetime, app: celery.Celery) -> dict[str, Any]:
                 "started_last_hour": stat.counts["started"] if stat else 0,
             }
         )
+    load = {b.name: b for b in live.band_load()}
     bands = [
-        {"band": q.name, "queued": q.queued, "oldest_wait_seconds": q.oldest_wait(now)} for q in depth.by_band(now)
+        {
+            "band": q.name,
+            "queued": q.queued,
+            "held": load[q.name].held if q.name in load else 0,
+            "running": load[q.name].running if q.name in load else 0,
+            "max_running": load[q.name].max_running if q.name in load else None,
+            "oldest_wait_seconds": q.oldest_wait(now),
+        }
+        for q in depth.by_band(now)
+    ]
+    running = [
+        {
+            "task_id": r.task_id,
+            "task": r.task_name,
+            "priority": r.effective_priority,
+            "worker": r.worker,
+            "running_seconds": r.elapsed(now),
+            "progress": r.progress,
+            "progress_note": r.progress_note,
+        }
+        for r in live.running(SHOWN)
+    ]
+    upcoming = [
+        {
+            "task_id": n.job.task_id,
+            "task": n.job.task_name,
+            "priority": n.job.effective_priority,
+            "position": n.position,
+            "starts_in_seconds": None
+            if n.expected_start is None
+            else max(0.0, (n.expected_start - now).total_seconds()),
+        }
+        for n in next_to_start(now, limit=SHOWN, workers_by_queue=processes_by_queue(app))
     ]
     return {
         "at": now.isoformat(),
         "priorities": priorities,
         "bands": bands,
+        "running": running,
+        "next": upcoming,
         "workers": health.responding_workers(app),
     }
+
+
+def progress_bar(progress: float | None, note: str, width: int = 20) -> str:
+    """``[#######.............]  35% rows 3500/10000``; ``–`` when the job reports none."""
+    if progress is None:
+        return note or "–"
+    filled = round(max(0.0, min(1.0, progress)) * width)
+    return f"[{'#' * filled}{'.' * (width - filled)}] {progress * 100:3.0f}%" + (f" {note}" if note else "")
 
 
 def render(data: dict[str, Any]) -> str:
@@ -95,9 +144,44 @@ def render(data: dict[str, Any]) -> str:
         right=(0, 1, 2, 3, 4),
     )
     bands = format_table(
-        ["band", "queued", "oldest wait"],
-        [(b["band"], b["queued"], format_duration(b["oldest_wait_seconds"])) for b in data["bands"]],
+        ["band", "queued", "held", "running", "oldest wait"],
+        [
+            (
+                b["band"],
+                b["queued"],
+                b["held"],
+                f"{b['running']}" + (f" / {b['max_running']}" if b["max_running"] is not None else ""),
+                format_duration(b["oldest_wait_seconds"]),
+            )
+            for b in data["bands"]
+        ],
+        right=(1, 2, 3, 4),
+    )
+    running = format_table(
+        ["running", "priority", "for", "progress"],
+        [
+            (
+                f"{r['task']} {r['task_id'][:8]}",
+                r["priority"],
+                format_duration(r["running_seconds"]),
+                progress_bar(r["progress"], r["progress_note"]),
+            )
+            for r in data["running"]
+        ],
         right=(1, 2),
+    )
+    upcoming = format_table(
+        ["next to start", "priority", "ahead", "expected in"],
+        [
+            (
+                f"{n['task']} {n['task_id'][:8]}",
+                n["priority"],
+                n["position"],
+                "no worker" if n["starts_in_seconds"] is None else format_duration(n["starts_in_seconds"]),
+            )
+            for n in data["next"]
+        ],
+        right=(1, 2, 3),
     )
     workers = data["workers"]
     answered = f"{len(workers)} answering: {', '.join(workers)}" if workers else "none answering a ping"
@@ -109,6 +193,10 @@ def render(data: dict[str, Any]) -> str:
             priorities,
             "",
             bands,
+            "",
+            running if data["running"] else "nothing running",
+            "",
+            upcoming if data["next"] else "nothing queued",
             "",
             f"queued: {queued}   workers: {answered}",
         ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
@@ -49,6 +51,10 @@ class TaskPriority(models.Model):
 
     def __str__(self) -> str:
         return self.task_name
+
+
+#: The live counters of a band (admission, running slots, reconcile corrections).
+BAND_COUNTERS = frozenset({"queued", "running", "corrections"})
 
 
 class Band(models.Model):
@@ -112,6 +118,16 @@ class Band(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.most_urgent}–{self.least_urgent})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """Saving a band never writes its counters: they move only by the manager's single-statement
+        updates, while a row saved here was read earlier (an admin form is read, edited, then posted)
+        and would write back the counts of that moment, undoing every admission and start since."""
+        if not self._state.adding and kwargs.get("update_fields") is None:
+            kwargs["update_fields"] = [
+                f.name for f in self._meta.concrete_fields if not f.primary_key and f.name not in BAND_COUNTERS
+            ]
+        super().save(*args, **kwargs)
 
     def clean(self) -> None:
         # Admission counts a job in every band that covers its priority: bands must not overlap.

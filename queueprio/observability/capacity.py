@@ -7,12 +7,15 @@ for ``CACHE_SECONDS``: the expected-start estimates of a page of jobs share one.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
 import celery
 
 from ..conf import settings
+
+logger = logging.getLogger("queueprio")
 
 CACHE_SECONDS = 10.0
 _cache: dict[str, Any] = {}
@@ -26,8 +29,12 @@ def processes_by_queue(app: celery.Celery | None = None) -> dict[str, int]:
         return counts
     app = app or celery.current_app
     inspect = app.control.inspect(timeout=float(settings.HEALTH_PING_TIMEOUT))
-    stats: dict[str, Any] = inspect.stats() or {}
-    queues: dict[str, Any] = inspect.active_queues() or {}
+    try:
+        stats: dict[str, Any] = inspect.stats() or {}
+        queues: dict[str, Any] = inspect.active_queues() or {}
+    except Exception:  # the broker is away: no worker can be counted (and estimates say so)
+        logger.warning("could not ask the workers what they consume", exc_info=True)
+        stats, queues = {}, {}
     counts = {}
     for worker, consumed in queues.items():
         size = int(((stats.get(worker) or {}).get("pool") or {}).get("max-concurrency") or 1)

@@ -1,5 +1,6 @@
-"""What the admin dashboard shows: live depth, and over a chosen window (1 h, 6 h, 24 h) waits,
-throughput, depth by band over time, rejections, aging steps and admin changes."""
+"""What the admin dashboard shows: live depth, band load, the jobs running and the next to start,
+and over a chosen window (1 h, 6 h, 24 h) waits, throughput, depth by band over time, rejections,
+aging steps and admin changes."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ from typing import Any
 
 from ..conf import settings
 from ..models import AgingReason, AgingStep, BandSample, RollupWatermark, TaskPriority
-from . import depth, waits, window
+from . import depth, live, waits, window
 from .aggregate import Stat, minute_floor
+from .capacity import processes_by_queue
 from .charts import Series, bar_chart, grouped_bar_chart, lines_chart
+from .position import next_to_start
 from .rollup import WATERMARK
 from .units import format_duration
 
@@ -36,6 +39,8 @@ DEFAULT_RANGE = RANGES[0]
 MAX_POINTS = 288
 #: Admin changes listed on the page (the newest).
 ADMIN_CHANGES_SHOWN = 10
+#: Running jobs and next-to-start jobs listed on the page.
+LIVE_SHOWN = 10
 
 
 def parse_range(key: str | None) -> Range:
@@ -132,6 +137,52 @@ def admin_changes(since: datetime) -> tuple[int, list[dict[str, Any]]]:
     ]
 
 
+def bands_now(now: datetime, by_band: Sequence[depth.Queued]) -> list[dict[str, Any]]:
+    """Each band's waiting, held and running jobs against its limits, and its oldest wait."""
+    oldest = {q.name: format_duration(q.oldest_wait(now)) for q in by_band}
+    return [
+        {**vars(band), "oldest_wait": oldest.get(band.name, "–"), "at_limit": _at_limit(band)}
+        for band in live.band_load()
+    ]
+
+
+def _at_limit(band: live.BandLoad) -> bool:
+    return band.max_running is not None and band.running >= band.max_running
+
+
+def running_now(now: datetime) -> list[dict[str, Any]]:
+    return [
+        {
+            **vars(job),
+            "elapsed": format_duration(job.elapsed(now)),
+            "percent": None if job.progress is None else round(job.progress * 100),
+        }
+        for job in live.running(LIVE_SHOWN)
+    ]
+
+
+def next_jobs(now: datetime) -> tuple[list[dict[str, Any]], bool]:
+    """The next jobs to start with their expected start, and whether any worker answered."""
+    try:
+        workers = processes_by_queue()
+    except Exception:  # the broker is away: positions without estimates
+        workers = {}
+    rows = [
+        {
+            "pk": n.job.pk,
+            "task_id": n.job.task_id,
+            "task_name": n.job.task_name,
+            "priority": n.job.effective_priority,
+            "position": n.position,
+            "starts_in": None
+            if n.expected_start is None
+            else format_duration(max(0.0, (n.expected_start - now).total_seconds())),
+        }
+        for n in next_to_start(now, limit=LIVE_SHOWN, workers_by_queue=workers)
+    ]
+    return rows, bool(workers)
+
+
 def context(now: datetime, span: Range = DEFAULT_RANGE) -> dict[str, Any]:
     """Template context of the dashboard at ``now`` over ``span``: live depth, the window's figures, charts."""
     since = now - span.span
@@ -145,6 +196,7 @@ def context(now: datetime, span: Range = DEFAULT_RANGE) -> dict[str, Any]:
     rejections = window.rejections_by_reason(since)
     band_labels, band_series = band_depth_series(since, now)
     admin_count, admin_newest = admin_changes(since)
+    upcoming, answered = next_jobs(now)
     per = "minute" if span.step_minutes == 1 else f"{span.step_minutes} minutes"
     return {
         "now": now,
@@ -155,9 +207,10 @@ def context(now: datetime, span: Range = DEFAULT_RANGE) -> dict[str, Any]:
         "depth_chart": bar_chart(
             [(q.name, q.queued) for q in by_priority], title="Queued jobs by priority (now)", integer=True
         ),
-        "bands": [
-            {"name": q.name, "queued": q.queued, "oldest_wait": format_duration(q.oldest_wait(now))} for q in by_band
-        ],
+        "bands": bands_now(now, by_band),
+        "running_jobs": running_now(now),
+        "next_jobs": upcoming,
+        "workers_answered": answered,
         "band_depth_chart": lines_chart(
             band_labels, band_series, title=f"Queued jobs by band, {span.label}", integer=True, width=1000
         ),

@@ -21,7 +21,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, Q
+from django.db.models import (
+    Avg,
+    Case,
+    Count,
+    DurationField,
+    ExpressionWrapper,
+    F,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce
 
 from ..conf import settings
 from ..models import Job, JobState
@@ -41,6 +56,30 @@ def position(job: Job) -> int | None:
     ahead = same_queue.filter(effective_priority__lt=job.effective_priority).count()
     level = same_queue.filter(effective_priority=job.effective_priority, published_at__lt=job.published_at)
     return ahead + level.count()
+
+
+def with_position(jobs: QuerySet[Job]) -> QuerySet[Job]:
+    """``jobs`` annotated with ``ahead``: :func:`position` of each queued one (``None`` otherwise),
+    in the same query: a correlated count per queued row on the same index, no query per row."""
+    ahead = (
+        Job.objects.filter(state=JobState.QUEUED, queue=OuterRef("queue"))
+        .filter(
+            Q(effective_priority__lt=OuterRef("effective_priority"))
+            | Q(effective_priority=OuterRef("effective_priority"), published_at__lt=OuterRef("published_at"))
+        )
+        .order_by()
+        .values("state")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    counted = Coalesce(Subquery(ahead, output_field=IntegerField()), Value(0))
+    return jobs.annotate(
+        ahead=Case(
+            When(state=JobState.QUEUED, published_at__isnull=False, then=counted),
+            default=None,
+            output_field=IntegerField(),
+        )
+    )
 
 
 @dataclass(frozen=True)
@@ -165,3 +204,42 @@ def expected_start(job: Job, *, now: datetime, workers: int) -> datetime | None:
         int(settings.AGING_MAX_BOOST),
     )
     return estimate(now, ahead, level=job.effective_priority, running_left=left, workers=workers, aging=aging)
+
+
+@dataclass(frozen=True)
+class Next:
+    """A queued job at the head of its queue: its place there and when it is expected to start."""
+
+    job: Job
+    position: int
+    #: ``None`` when no worker process consumes its queue.
+    expected_start: datetime | None
+
+
+def next_to_start(now: datetime, *, limit: int, workers_by_queue: dict[str, int]) -> list[Next]:
+    """The ``limit`` queued jobs expected to start first, over every queue, soonest first.
+
+    Per queue, one indexed read of its head (``queueprio_job_position_idx``) and one of its running
+    jobs; each head job's estimate has the jobs before it as its ``ahead``. Aging is left out here:
+    a job at the head of its queue passes nothing by aging before it starts.
+    """
+    queued = Job.objects.filter(state=JobState.QUEUED, published_at__isnull=False)
+    found: list[Next] = []
+    for queue in queued.order_by().values_list("queue", flat=True).distinct():
+        head = list(queued.filter(queue=queue).order_by("effective_priority", "published_at")[:limit])
+        running = list(Job.objects.filter(state=JobState.STARTED, queue=queue).values_list("task_name", "started_at"))
+        mean = runtimes(now, {job.task_name for job in head} | {name for name, _ in running})
+        left = [mean.get(name, DEFAULT_RUNTIME) - (now - at).total_seconds() for name, at in running if at]
+        workers = workers_by_queue.get(queue, 0)
+        ahead: list[Ahead] = []
+        for index, job in enumerate(head):
+            start = (
+                estimate(now, ahead, level=job.effective_priority, running_left=left, workers=workers)
+                if workers
+                else None
+            )
+            found.append(Next(job, index, start))
+            ahead.append(Ahead(job.effective_priority, mean.get(job.task_name, DEFAULT_RUNTIME)))
+    never = now + timedelta(days=36500)
+    found.sort(key=lambda n: (n.expected_start or never, n.position, n.job.effective_priority))
+    return found[:limit]

@@ -3,7 +3,8 @@
 Counters and histograms come from ``MetricTotal`` (lifetime, never pruned, so they only
 go up) and lag the ledger by the rollup interval plus its grace period;
 ``queueprio_metrics_rollup_timestamp_seconds`` says how far the rollup got. Gauges
-(queued jobs, oldest wait) are read live from the ledger.
+(queued jobs, oldest wait, each band's waiting, held and running jobs) are read live from the
+ledger and the band counters.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from ..models import MetricTotal, RollupWatermark
-from . import depth
+from . import depth, live
 from .aggregate import Durations
 from .histogram import DURATION_BOUNDS, cumulative
 from .rollup import WATERMARK, known_tasks, task_label
@@ -61,6 +62,7 @@ class QueueprioCollector(Collector):
         for band in depth.by_band(now):
             oldest.add_metric([band.name], band.oldest_wait(now) or 0.0)
         yield oldest
+        yield from self.bands()
         mark = RollupWatermark.objects.filter(name=WATERMARK).values_list("processed_until", flat=True).first()
         if mark is not None:
             yield GaugeMetricFamily(
@@ -68,6 +70,31 @@ class QueueprioCollector(Collector):
                 "End of the last minute the counters and histograms include (Unix time).",
                 value=mark.timestamp(),
             )
+
+    def bands(self) -> Iterator[Metric]:
+        """Each band's counters now: waiting (queued and held), held, running, and its running limit."""
+        families = {
+            "queued": GaugeMetricFamily(
+                "queueprio_band_waiting_jobs", "Jobs waiting in each band (queued and held).", labels=["band"]
+            ),
+            "held": GaugeMetricFamily(
+                "queueprio_band_held_jobs",
+                "Jobs held in the ledger: their band is at its running limit.",
+                labels=["band"],
+            ),
+            "running": GaugeMetricFamily("queueprio_band_running_jobs", "Jobs running in each band.", labels=["band"]),
+        }
+        limit = GaugeMetricFamily(
+            "queueprio_band_max_running",
+            "Each limited band's running limit (bands without one are absent).",
+            labels=["band"],
+        )
+        for band in live.band_load():
+            for name, family in families.items():
+                family.add_metric([band.name], getattr(band, name))
+            if band.max_running is not None:
+                limit.add_metric([band.name], band.max_running)
+        yield from (*families.values(), limit)
 
     def counters(self) -> Iterator[Metric]:
         families = {

@@ -15,7 +15,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 from django_celery_results.models import TaskResult
 
-from queueprio.models import AgingStep, BandSample, Job, TaskPriority
+from queueprio.models import AgingStep, Band, BandSample, Job, TaskPriority
 from queueprio.observability import dashboard, rollup, waits
 from queueprio.observability.aggregate import Stat, minute_floor
 from tests.support import chromium as browser
@@ -26,12 +26,39 @@ DASHBOARD = "/admin/queueprio/dashboard/"
 SCREENSHOTS = ROOT / "docs"
 
 
+TASKS = ("converters.csv_to_json", "converters.image_to_webp", "converters.xml_to_json")
+
+
+def seed_running(now: datetime) -> None:
+    """Jobs running now, reporting progress, and the background band at its running limit of 2 with
+    three more held."""
+    Band.objects.filter(name="background").update(max_running=2)
+    for i, (priority, progress, note) in enumerate(
+        ((2, 0.81, "rows 81000/100000"), (9, 0.35, "bytes 7.0/20.0 MB"), (9, None, "reading"))
+    ):
+        make_job(
+            queued_at=now - timedelta(seconds=40 + i),
+            priority=priority,
+            task=TASKS[i],
+            state="started",
+            queue="celery",
+            started_at=now - timedelta(seconds=12 + 7 * i),
+            progress=progress,
+            progress_note=note,
+            band="urgent" if priority < 3 else "background",
+        )
+    for i in range(3):
+        make_job(queued_at=now - timedelta(seconds=90 + i), priority=9, state="held", band="background", task=TASKS[1])
+
+
 def seed(now: datetime) -> None:
     """A plausible last hour: a backlog, finished jobs with waits growing with priority, refusals, aging."""
     rng = random.Random(7)
     for priority, queued in ((1, 1), (2, 3), (3, 6), (5, 14), (7, 9), (9, 22), (10, 5)):
         for _ in range(queued):
-            make_job(queued_at=now - timedelta(seconds=rng.uniform(5, 60 * priority)), priority=priority)
+            at = now - timedelta(seconds=rng.uniform(5, 60 * priority))
+            make_job(queued_at=at, priority=priority, queue="celery", published_at=at, task=TASKS[priority % 3])
+    seed_running(now)
     for minute in range(55, 0, -1):
         for _ in range(rng.randint(2, 9)):
             priority = rng.choice((1, 2, 3, 5, 5, 7, 9, 10))
@@ -178,9 +205,13 @@ def test_dashboard_page__states_the_estimates_error(admin_client, monkeypatch) -
 
 
 @pytest.mark.django_db(transaction=True)
-def test_dashboard__renders_in_headless_chromium(chromium: str, live_server, settings, tmp_path: Path) -> None:
-    # Given an hour of activity and a superuser whose browser session the test opens
+def test_dashboard__renders_in_headless_chromium(
+    chromium: str, live_server, settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an hour of activity and a superuser whose browser session the test opens; two worker
+    # processes consume the queue (the answer the workers would give, without a worker here)
     settings.ROOT_URLCONF = "tests.observability.dashboard_urls"
+    monkeypatch.setattr(dashboard, "processes_by_queue", lambda: {"celery": 2})
     now = timezone.now()
     seed(now)
     get_user_model().objects.create_superuser("boss", "boss@example.com", "pw")
@@ -210,9 +241,19 @@ def test_dashboard__renders_in_headless_chromium(chromium: str, live_server, set
     ticks = re.findall(r'text-anchor="end" fill="#666">([^<]+)<', depth)
     assert ticks
     assert all(tick.isdigit() for tick in ticks)
+    # And the bands now: running against the limit, held jobs; what runs with its progress; the
+    # next to start in RabbitMQ's order with an expected start
+    bands = dom[dom.index('id="qp-bands"') : dom.index('id="qp-running"')]
+    assert re.search(r"<strong[^>]*>2</strong> <span class=\"qp-muted\">/ 2</span>", bands)
+    running = dom[dom.index('id="qp-running"') : dom.index('id="qp-next"')]
+    assert '<progress max="100" value="81">' in running
+    assert "rows 81000/100000" in running
+    upcoming = dom[dom.index('id="qp-next"') : dom.index('id="qp-band-depth"')]
+    assert upcoming.count("<tr>") == 1 + dashboard.LIVE_SHOWN
+    assert "no worker" not in upcoming
     # And over 24 hours the same page widens its window
     assert '<strong class="qp-range-current">last 24 hours</strong>' in load(f"{DASHBOARD}?range=24h")
-    shot(chromium, tmp_path, live_server.url, DASHBOARD, "dashboard.png", height=2300)
+    shot(chromium, tmp_path, live_server.url, DASHBOARD, "dashboard.png", height=2700)
 
 
 def shot(chromium: str, tmp_path: Path, base: str, path: str, name: str, *, height: int, width: int = 1280) -> None:
@@ -269,6 +310,9 @@ def seed_jobs(now: datetime) -> dict[str, object]:
         state="started",
         started_at=now - timedelta(seconds=4),
         args=["in/invoice-7731.xml", "in/invoice-7731.json"],
+        progress=0.42,
+        progress_note="bytes 4.2/10.0 MB",
+        progress_at=now - timedelta(seconds=1),
     )
     TaskResult.objects.create(task_id=running.task_id, status="STARTED")
     for i in range(3):
@@ -278,6 +322,8 @@ def seed_jobs(now: datetime) -> dict[str, object]:
             effective=8,
             task="converters.image_to_webp",
             args=[f"archive/scan-{i:04}.tiff", f"archive/scan-{i:04}.webp"],
+            queue="celery",
+            published_at=now - timedelta(seconds=30 + 9 * i),
         )
     raised = make_job(
         queued_at=now - timedelta(minutes=3),
@@ -287,6 +333,8 @@ def seed_jobs(now: datetime) -> dict[str, object]:
         task="converters.csv_to_json",
         args=["in/payroll-2026-01.csv", "in/payroll-2026-01.json"],
         caller_key="user:42",
+        queue="celery",
+        published_at=now - timedelta(minutes=1),
     )
     step = make_aging_step(raised, at=now - timedelta(minutes=1), from_priority=7, to_priority=2, reason="admin")
     AgingStep.objects.filter(pk=step.pk).update(changed_by="alice")
@@ -296,9 +344,15 @@ def seed_jobs(now: datetime) -> dict[str, object]:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_job_pages__render_in_headless_chromium(chromium: str, live_server, settings, tmp_path: Path) -> None:
-    # Given a morning of conversions and a superuser whose browser session the test opens
+def test_job_pages__render_in_headless_chromium(
+    chromium: str, live_server, settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a morning of conversions and a superuser whose browser session the test opens (two
+    # worker processes consume the queue: the answer the workers would give)
     settings.ROOT_URLCONF = "tests.observability.dashboard_urls"
+    from queueprio.admin import jobs as job_admin
+
+    monkeypatch.setattr(job_admin, "processes_by_queue", lambda: {"celery": 2})
     now = timezone.now()
     made = seed_jobs(now)
     get_user_model().objects.create_superuser("boss", "boss@example.com", "pw")
@@ -323,6 +377,12 @@ def test_job_pages__render_in_headless_chromium(chromium: str, live_server, sett
     assert "Traceback" not in page
     assert '2 <span title="set in the admin">(admin)</span>' in page
     assert ">FAILURE</a>" in page
+    # And the running job's progress, each waiting job's place (the raised one first)
+    assert '<progress max="100" value="42"' in page
+    assert "bytes 4.2/10.0 MB" in page
+    assert page.count(" ahead</td>") == 4
+    assert ">0 ahead<" in page
+    assert ">3 ahead<" in page
     # And the actions include Cancel next to Set priority and Retry
     for action in ("set_priority", "cancel", "retry"):
         assert f'<option value="{action}">' in page
@@ -334,5 +394,7 @@ def test_job_pages__render_in_headless_chromium(chromium: str, live_server, sett
     detail = load(f"{JOBS}{raised.pk}/change/")
     assert re.search(r"2 \(from 7\) by alice at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d", detail)
     assert re.search(r'<div class="readonly">7</div>', detail)  # requested: what the caller asked
+    assert ">0 ahead<" in detail
+    assert "on 2 worker processes" in detail
     shot(chromium, tmp_path, live_server.url, JOBS, "jobs.png", height=1000, width=1920)
     shot(chromium, tmp_path, live_server.url, f"{JOBS}{raised.pk}/change/", "job.png", height=1700)

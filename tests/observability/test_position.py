@@ -7,7 +7,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from queueprio.observability.position import Aging, Ahead, aging_steps, estimate, position
+from queueprio.models import Job
+from queueprio.observability.position import (
+    Aging,
+    Ahead,
+    aging_steps,
+    estimate,
+    next_to_start,
+    position,
+    with_position,
+)
 from tests.support.ledger import make_job
 
 T = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -57,3 +66,37 @@ def test_position__more_urgent_first_then_fifo_within_a_level() -> None:
     make_job(queued_at=now, priority=1, queue="other", published_at=now)  # another queue: not ahead
     make_job(queued_at=now, priority=1, queue="q", state="started", published_at=now)  # running: not ahead
     assert [position(job) for job in jobs] == [2, 1, 3, 0, 4, 5]
+
+
+@pytest.mark.django_db
+def test_with_position__the_same_counts_in_one_query(django_assert_num_queries) -> None:
+    now = T
+    jobs = [
+        make_job(queued_at=now, priority=p, queue="q", published_at=now + timedelta(seconds=i))
+        for i, p in enumerate([5, 3, 5, 1, 5, 9])
+    ]
+    make_job(queued_at=now, priority=1, queue="other", published_at=now)
+    done = make_job(queued_at=now, priority=1, queue="q", state="succeeded", published_at=now)
+    with django_assert_num_queries(1):
+        annotated = {job.pk: job.ahead for job in with_position(Job.objects.all())}
+    assert [annotated[job.pk] for job in jobs] == [position(job) for job in jobs] == [2, 1, 3, 0, 4, 5]
+    assert annotated[done.pk] is None  # only queued jobs have a place
+
+
+@pytest.mark.django_db
+def test_next_to_start__the_heads_of_each_queue_soonest_first() -> None:
+    now = T
+    for i, p in enumerate([5, 3, 5, 1]):
+        make_job(queued_at=now, priority=p, queue="q", published_at=now + timedelta(seconds=i), task="t.a")
+    make_job(queued_at=now, priority=9, queue="idle", published_at=now, task="t.a")
+    heads = next_to_start(now, limit=3, workers_by_queue={"q": 1, "idle": 1})
+    # One process each; t.a has no run time in the window: 1 s each. The idle queue's job and q's
+    # most urgent start now (the more urgent listed first), then q's next at +1 s.
+    assert [(n.job.queue, n.job.effective_priority, n.position, seconds(n.expected_start)) for n in heads] == [
+        ("q", 1, 0, 0.0),
+        ("idle", 9, 0, 0.0),
+        ("q", 3, 1, 1.0),
+    ]
+    # With no worker for a queue: its place, no estimate, listed last
+    last = next_to_start(now, limit=10, workers_by_queue={"q": 1})
+    assert (last[-1].job.queue, last[-1].expected_start) == ("idle", None)

@@ -36,12 +36,46 @@ def test_render__summarises_queue_and_workers() -> None:
         "priorities": [
             {"priority": 1, "queued": 2, "oldest_wait_seconds": 75.0, "p95_wait_seconds": 0.5, "started_last_hour": 9}
         ],
-        "bands": [{"band": "urgent", "queued": 2, "oldest_wait_seconds": 75.0}],
+        "bands": [
+            {"band": "urgent", "queued": 2, "held": 0, "running": 1, "max_running": None, "oldest_wait_seconds": 75.0},
+            {"band": "background", "queued": 7, "held": 5, "running": 2, "max_running": 2, "oldest_wait_seconds": 9.0},
+        ],
+        "running": [
+            {
+                "task_id": "0123456789abcdef",
+                "task": "convert_csv",
+                "priority": 1,
+                "worker": "w1@host",
+                "running_seconds": 3.5,
+                "progress": 0.35,
+                "progress_note": "rows 3500/10000",
+            }
+        ],
+        "next": [
+            {
+                "task_id": "fedcba9876543210",
+                "task": "convert_json",
+                "priority": 2,
+                "position": 0,
+                "starts_in_seconds": 1.5,
+            },
+            {
+                "task_id": "aaaaaaaabbbbbbbb",
+                "task": "convert_xml",
+                "priority": 9,
+                "position": 1,
+                "starts_in_seconds": None,
+            },
+        ],
         "workers": ["w1@host"],
     }
     text = render(data)
     assert "       1       2       1m 15s         500 ms             9" in text
-    assert "urgent       2       1m 15s" in text
+    assert "urgent           2     0        1       1m 15s" in text
+    assert "background       7     5    2 / 2        9.0 s" in text  # at its running limit, 5 held
+    assert "convert_csv 01234567         1  3.5 s  [#######.............]  35% rows 3500/10000" in text
+    assert "convert_json fedcba98         2      0        1.5 s" in text
+    assert "convert_xml aaaaaaaa          9      1    no worker" in text
     assert "queued: 2   workers: 1 answering: w1@host" in text
 
 

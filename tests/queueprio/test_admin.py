@@ -6,6 +6,7 @@ import re
 
 import pytest
 from django.contrib.auth.models import Permission, User
+from django.db import models
 from django.test import Client
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
@@ -177,3 +178,33 @@ def test_task_priority_admin__the_list_inputs_say_the_range(admin_client: Client
     inputs = re.findall(r'<input type="number" name="form-\d+-priority"[^>]*>', page)
     assert inputs
     assert all('min="1"' in tag and 'max="10"' in tag for tag in inputs)
+
+
+@pytest.mark.django_db
+def test_band_admin__setting_max_running_keeps_the_live_counters(admin_client: Client) -> None:
+    # Given the change form of a band, read while the band was idle
+    band = Band.objects.get(name="background")
+    form = admin_client.get(f"/admin/queueprio/band/{band.pk}/change/")
+    assert form.status_code == 200
+    data = {
+        name: value
+        for name, value in form.context["adminform"].form.initial.items()
+        if value is not None and name in form.context["adminform"].form.fields
+    }
+    # When jobs are admitted and start while the operator edits, then the form is posted
+    for _ in range(3):
+        Band.objects.filter(pk=band.pk).update(queued=models.F("queued") + 1)
+    assert Band.objects.start(band.pk)
+    response = admin_client.post(f"/admin/queueprio/band/{band.pk}/change/", {**data, "max_running": "2"})
+    assert response.status_code == 302, response.content[:2000]
+    # Then the limit changed and the counters kept what happened meanwhile
+    band.refresh_from_db()
+    assert (band.max_running, band.queued, band.running) == (2, 2, 1)
+
+
+@pytest.mark.django_db
+def test_control__a_plain_model_save_writes_back_the_counters_it_read() -> None:
+    band = Band.objects.get(name="background")  # read while idle
+    Band.objects.filter(pk=band.pk).update(queued=models.F("queued") + 3)
+    models.Model.save(band)  # what the admin did before: every column written back
+    assert Band.objects.get(pk=band.pk).queued == 0  # three admissions undone
