@@ -29,6 +29,12 @@ class JobView:
     state: str
     error: str = ""
     target: str = ""
+    #: A running job's progress (0–1) and note, as it reports them (``queueprio.progress``).
+    progress: float | None = None
+    note: str = ""
+    #: A queued job's place (jobs ahead of it) and expected start in seconds (asked with ``--detail``).
+    ahead: int | None = None
+    starts_in: float | None = None
 
     @property
     def reason(self) -> str:
@@ -40,15 +46,54 @@ def tally(jobs: Iterable[JobView]) -> Counter[str]:
     return Counter(job.state for job in jobs)
 
 
-def progress_line(counts: Counter[str], total: int, *, width: int = 30) -> str:
-    """``[##########----------]  5/10 done  4 ok  1 failed  3 running  2 queued``."""
+def progress_line(counts: Counter[str], total: int, *, width: int = 30, running: float = 0.0) -> str:
+    """``[##########----------]  5/10 done  4 ok  1 failed  3 running  2 queued``.
+
+    ``running``: the running jobs' progress summed (each 0–1), so the bar moves while they run."""
     done = sum(counts[state] for state in FINAL_STATES)
-    filled = round(width * done / total) if total else width
+    filled = min(width, round(width * (done + running) / total)) if total else width
     parts = [f"[{'#' * filled}{'-' * (width - filled)}]", f"{done}/{total} done", f"{counts['succeeded']} ok"]
     for state, label in (("failed", "failed"), ("started", "running"), ("queued", "queued")):
         if counts[state]:
             parts.append(f"{counts[state]} {label}")
     return "  ".join(parts)
+
+
+def running_share(jobs: Iterable[JobView]) -> float:
+    """The running jobs' reported progress, summed (a job reporting none counts 0)."""
+    return sum(job.progress or 0.0 for job in jobs if job.state == "started")
+
+
+def bar(fraction: float, width: int = 20) -> str:
+    filled = round(max(0.0, min(1.0, fraction)) * width)
+    return f"[{'#' * filled}{'-' * (width - filled)}] {fraction * 100:3.0f}%"
+
+
+def detail_lines(jobs: Sequence[JobView], *, limit: int = 20) -> list[str]:
+    """One line per unfinished job: a running one's bar and note, a waiting one's place and expected start."""
+    unfinished = [job for job in jobs if job.state not in FINAL_STATES]
+    lines = []
+    for job in unfinished[:limit]:
+        if job.state == "started":
+            shown = bar(job.progress) if job.progress is not None else "running"
+            lines.append(f"  {job.source}  {shown}" + (f"  {job.note}" if job.note else ""))
+            continue
+        where = job.state
+        if job.ahead is not None:
+            where += f", {job.ahead} ahead"
+        if job.starts_in is not None:
+            where += f", expected to start in {_seconds(job.starts_in)}"
+        lines.append(f"  {job.source}  {where}")
+    if len(unfinished) > limit:
+        lines.append(f"  … and {len(unfinished) - limit} more")
+    return lines
+
+
+def _seconds(value: float) -> str:
+    if value < 60:
+        return f"{value:.0f} s"
+    minutes, secs = divmod(round(value), 60)
+    return f"{minutes}m {secs:02d}s" if minutes < 60 else f"{minutes // 60}h {minutes % 60:02d}m"
 
 
 def summary(jobs: Sequence[JobView], *, refused: Sequence[str] = ()) -> list[str]:

@@ -9,7 +9,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from converters.atomic import atomic_output
 from converters.errors import ConversionError
-from converters.formats.common import open_source
+from converters.formats.common import open_source, phase
 from converters.limits import check_estimate, reraise_memory_error
 
 #: Largest image accepted, in pixels; checked from the header, before any pixel is decoded.
@@ -47,6 +47,7 @@ def image_to_webp(source: Path, target: Path, **options: Any) -> dict[str, Any]:
     quality, lossless = _options(options)
     with open_source(source) as fh:
         image = _decode(fh, source, lossless)
+    phase("encoding WEBP")
     with atomic_output(target, binary=True) as out:
         image.save(out, format="WEBP", quality=quality, lossless=lossless)
     return {

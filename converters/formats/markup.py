@@ -19,7 +19,7 @@ from defusedxml import DefusedXmlException, EntitiesForbidden, ExternalReference
 from converters.atomic import atomic_output
 from converters.errors import ConversionError
 from converters.formats import estimates
-from converters.formats.common import check_options, open_source
+from converters.formats.common import check_options, open_source, phase
 
 #: Deepest nesting accepted (elements, or arrays/objects): deeper input is refused, never recursed into.
 MAX_DEPTH = 200
@@ -154,6 +154,7 @@ def _read_document(source: Path, kind: str) -> bytes:
         raise ConversionError(f"{source.name} is larger than the {MAX_DOCUMENT_BYTES // 2**20} MiB limit for {kind}")
     if not data.strip():
         raise ConversionError(f"{source.name}: empty {kind} file")
+    phase(f"parsing {kind}, then writing")
     return data
 
 

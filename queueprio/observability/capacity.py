@@ -1,7 +1,7 @@
 """How many worker processes consume each queue, asked of the workers themselves and cached.
 
 Two broadcast questions (``inspect().stats()`` for each worker's pool size, ``active_queues()``
-for what it consumes) cost up to ``QUEUEPRIO_HEALTH_PING_TIMEOUT`` each, so the answer is kept
+for what it consumes), asked at once, cost ``QUEUEPRIO_HEALTH_PING_TIMEOUT``, so the answer is kept
 for ``CACHE_SECONDS``: the expected-start estimates of a page of jobs share one.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import celery
@@ -30,8 +31,11 @@ def processes_by_queue(app: celery.Celery | None = None) -> dict[str, int]:
     app = app or celery.current_app
     inspect = app.control.inspect(timeout=float(settings.HEALTH_PING_TIMEOUT))
     try:
-        stats: dict[str, Any] = inspect.stats() or {}
-        queues: dict[str, Any] = inspect.active_queues() or {}
+        # Both questions at once (each waits out the timeout for replies, on its own connection).
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="queueprio-capacity") as pool:
+            asked_stats, asked_queues = pool.submit(inspect.stats), pool.submit(inspect.active_queues)
+            stats: dict[str, Any] = asked_stats.result() or {}
+            queues: dict[str, Any] = asked_queues.result() or {}
     except Exception:  # the broker is away: no worker can be counted (and estimates say so)
         logger.warning("could not ask the workers what they consume", exc_info=True)
         stats, queues = {}, {}

@@ -37,7 +37,8 @@ _last: dict[str, float] = {}
 def progress(
     fraction: float | None = None, note: str = "", *, done: float | None = None, total: float | None = None
 ) -> bool:
-    """Report the running job's progress: ``fraction`` (0–1) or ``done`` of ``total``, and/or a note.
+    """Report the running job's progress: ``fraction`` (0–1) or ``done`` of ``total``, and/or a note
+    (a note alone keeps the last fraction).
 
     Returns whether it was written now (``False``: throttled, or not inside a job's run).
     """
@@ -68,7 +69,10 @@ def _write(task_id: str, generation: int, fraction: float | None, note: str) -> 
     try:
         return bool(
             manager.filter(task_id=task_id, state="started", claimed_generation=generation).update(
-                progress=fraction, progress_note=note, progress_at=timezone.now()
+                progress_note=note,
+                progress_at=timezone.now(),
+                # A note alone (a phase) keeps the last fraction.
+                **({} if fraction is None else {"progress": fraction}),
             )
         )
     except Exception:  # progress is advisory: the job goes on

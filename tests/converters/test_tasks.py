@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -12,13 +13,15 @@ from PIL import Image
 
 from converters import convert, convert_batch
 from queueprio import InvalidArguments, PathOutsideRoot, UnknownTask
-from queueprio.models import Job, JobState, Rejection
+from queueprio.models import FINISHED_STATES, Job, JobState, Rejection
 from tests.conftest import queue_depth
 from tests.support.ledger import finished, stored_result
 from tests.support.polling import wait_for
 from tests.support.worker import Worker
 
 pytestmark = [pytest.mark.broker, pytest.mark.django_db(transaction=True)]
+
+FINAL = frozenset(FINISHED_STATES)
 
 
 def run(name: str, source: str, **kwargs: object) -> Job:
@@ -149,3 +152,27 @@ def test_convert_batch__records_and_publishes_every_file(worker: Worker, root: P
     wait_for(lambda: Job.objects.filter(task_id__in=batch.ids, state=JobState.SUCCEEDED).count() == 20, timeout=60)
     assert json.loads((root / "batch-out" / "b7.json").read_text()) == [{"n": "7"}]
     assert set(Job.objects.values_list("effective_priority", flat=True)) == {3}
+
+
+def test_csv_to_json__reports_its_progress_as_it_streams(worker: Worker, root: Path, broker: Connection) -> None:
+    # A CSV big enough to take a few seconds: its bar must move while it converts
+    row = "ada lovelace,36,london,analytical engine,notes on the sketch\n"
+    with (root / "big.csv").open("w") as fh:
+        fh.write("name,age,city,machine,paper\n")
+        fh.writelines(row for _ in range(400_000))
+    result = convert("csv_to_json", "big.csv")
+    seen: list[tuple[float, str]] = []
+
+    def moving() -> bool:
+        job = Job.objects.get(task_id=result.id)
+        if job.state == JobState.STARTED and job.progress is not None:
+            seen.append((job.progress, job.progress_note))
+        return len({round(p, 3) for p, _ in seen if 0 < p < 1}) >= 2 or job.state in FINAL
+
+    wait_for(moving, timeout=120, message="two progress values while it converts")
+    job = wait_for(lambda: finished(result.id), timeout=120)
+    assert job.state == JobState.SUCCEEDED, job.error
+    fractions = [p for p, _ in seen if 0 < p < 1]
+    assert len(set(fractions)) >= 2, seen  # read as it went, not 0 then done
+    assert fractions == sorted(fractions)
+    assert all(re.fullmatch(r"read [\d.]+ [KM]?B of 24.4 MB", note) for _, note in seen), seen

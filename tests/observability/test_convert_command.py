@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ from django.core.management import CommandError, call_command
 from kombu import Connection
 
 from converters.management.commands import convert as convert_command
+from converters.progress import JobView, detail_lines, progress_line, running_share
 from queueprio.models import Job, JobState, Rejection
 from tests.support.worker import ROOT, Worker, worker_env
 
@@ -237,3 +239,43 @@ def test_convert__ctrl_c_stops_waiting_without_cancelling(root: Path, broker: Co
         assert task_id in err.getvalue()
     states = set(Job.objects.values_list("state", flat=True))
     assert states <= {JobState.QUEUED, JobState.STARTED, JobState.SUCCEEDED}
+
+
+@pytest.mark.broker
+@pytest.mark.django_db(transaction=True)
+def test_convert__wait_detail_shows_each_jobs_bar_and_place(root: Path, broker: Connection, worker: Worker) -> None:
+    # Given two big CSVs on a one-process worker: one converts while the other waits
+    row = "ada lovelace,36,london,analytical engine,notes on the sketch\n"
+    for name in ("big1.csv", "big2.csv"):
+        with (root / name).open("w") as fh:
+            fh.write("name,age,city,machine,paper\n")
+            fh.writelines(row for _ in range(600_000))
+    out, _ = convert("csv_to_json", "big1.csv", "big2.csv", "--wait", "--detail", "--poll-interval", "0.2")
+    # Then a frame showed the running one's own bar and note, and a frame showed the other waiting
+    # with its place; the frames were redrawn in place (cursor up, clear)
+    assert re.search(r"  big[12]\.csv  \[#*-*\]\s+\d+%  read [\d.]+ [KM]?B of 36\.\d MB", out), out[-3000:]
+    assert re.search(r"  big2\.csv  queued, 0 ahead", out), out[-3000:]
+    assert "\x1b[J" in out
+    assert "2/2 done  2 ok" in out
+
+
+@pytest.mark.parametrize(
+    ("job", "line"),
+    [
+        (JobView("a", "a.csv", "started", progress=0.42, note="read 4.2 MB of 10.0 MB"),
+         "  a.csv  [########------------]  42%  read 4.2 MB of 10.0 MB"),
+        (JobView("b", "b.csv", "started"), "  b.csv  running"),
+        (JobView("c", "c.csv", "queued", ahead=3, starts_in=75.0),
+         "  c.csv  queued, 3 ahead, expected to start in 1m 15s"),
+        (JobView("d", "d.csv", "held"), "  d.csv  held"),
+    ],
+)  # fmt: skip
+def test_detail_lines__a_line_per_unfinished_job(job: JobView, line: str) -> None:
+    assert detail_lines([job, JobView("e", "e.csv", "succeeded")]) == [line]
+
+
+def test_progress_line__running_jobs_move_the_bar() -> None:
+    from collections import Counter
+
+    views = [JobView("a", "a", "started", progress=0.5), JobView("b", "b", "started", progress=0.5)]
+    assert progress_line(Counter(started=2), 2, width=10, running=running_share(views)).startswith("[#####-----]")

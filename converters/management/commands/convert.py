@@ -22,9 +22,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from converters import paths
 from converters.api import convert, convert_batch, get_converter
-from converters.progress import JobView, all_final, progress_line, summary, tally
+from converters.progress import JobView, all_final, detail_lines, progress_line, running_share, summary, tally
 from converters.registry import CONVERTERS, ConverterTask
-from queueprio import PublishFailed, Rejected, jobs, record_rejection, validate_priority
+from queueprio import PublishFailed, Rejected, job, jobs, record_rejection, validate_priority
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,11 @@ class Command(BaseCommand):
         parser.add_argument(
             "--json", action="store_true", help="print one JSON object on stdout (no progress bar, no other lines)"
         )
+        parser.add_argument(
+            "--detail",
+            action="store_true",
+            help="with --wait: a line per unfinished job under the bar (its progress, or its place and expected start)",
+        )
         parser.add_argument("--poll-interval", type=float, default=0.5, help="seconds between progress checks")
 
     def handle(self, *args: Any, converter: str, files: list[str], priority: int | None, **options: Any) -> None:
@@ -103,7 +108,7 @@ class Command(BaseCommand):
             if refused:
                 raise SystemExit(1)
             return
-        views = self.wait(submitted, interval=options["poll_interval"], quiet=as_json)
+        views = self.wait(submitted, interval=options["poll_interval"], quiet=as_json, detail=options["detail"])
         report["jobs"] = [asdict(view) for view in views]
         if as_json:
             self.stdout.write(json.dumps(report, indent=2))
@@ -164,18 +169,28 @@ class Command(BaseCommand):
         refused += [Refusal(good[index][0], exc.reason, str(exc)) for index, exc in rejected]
         return [as_submitted(info) for info in jobs([r.id for r in results]) if info is not None], refused
 
-    def wait(self, submitted: list[Submitted], *, interval: float, quiet: bool) -> list[JobView]:
-        """Redraw the progress bar until every job is final; Ctrl-C stops waiting, not the jobs."""
+    def wait(self, submitted: list[Submitted], *, interval: float, quiet: bool, detail: bool = False) -> list[JobView]:
+        """Redraw the progress bar until every job is final; Ctrl-C stops waiting, not the jobs.
+
+        The bar counts finished jobs and the running ones' reported progress. With ``detail``, the
+        lines under it (one per unfinished job) are redrawn in place: the cursor goes back up over
+        the last frame and clears it (ANSI), as a terminal shows it."""
         task_ids = [job.task_id for job in submitted]
-        last = ""
+        last: list[str] = []
         try:
             while True:
-                views = read_jobs(task_ids)
-                line = progress_line(tally(views), len(task_ids))
-                if line != last and not quiet:
-                    self.stdout.write(f"\r{line}", ending="")
+                views = read_jobs(task_ids, detail=detail)
+                frame = [progress_line(tally(views), len(task_ids), running=running_share(views))]
+                if detail:
+                    frame += detail_lines(views)
+                if frame != last and not quiet:
+                    if detail:
+                        up = f"\x1b[{len(last) - 1}F" if len(last) > 1 else "\r"
+                        self.stdout.write(f"{up}\x1b[J" + "\n".join(frame), ending="")
+                    else:
+                        self.stdout.write(f"\r{frame[0]}", ending="")
                     self.stdout.flush()
-                    last = line
+                    last = frame
                 if all_final(views):
                     if not quiet:
                         self.stdout.write("")
@@ -240,13 +255,36 @@ def as_submitted(info: Any) -> Submitted:
     return Submitted(info.task_id, *source_and_target(info.args))
 
 
-def read_jobs(task_ids: Sequence[str]) -> list[JobView]:
-    """The ledger's view of ``task_ids``, in the order given."""
+#: Waiting jobs whose place and expected start ``--detail`` asks for on each refresh.
+DETAIL_PLACES = 20
+
+
+def read_jobs(task_ids: Sequence[str], *, detail: bool = False) -> list[JobView]:
+    """The ledger's view of ``task_ids``, in the order given; with ``detail``, the first waiting
+    ones' places and expected starts too (``queueprio.job``)."""
     views = []
+    places = DETAIL_PLACES if detail else 0
+    now = time.time()
     for task_id, info in zip(task_ids, jobs(task_ids), strict=True):
         if info is None:
             views.append(JobView(task_id, "?", "queued"))
             continue
+        if places and info.state == "queued":
+            places -= 1
+            info = job(task_id) or info
         source, target = source_and_target(info.args)
-        views.append(JobView(task_id, source, info.state, info.error or "", target))
+        starts_in = None if info.expected_start is None else max(0.0, info.expected_start.timestamp() - now)
+        views.append(
+            JobView(
+                task_id,
+                source,
+                info.state,
+                info.error or "",
+                target,
+                progress=info.progress,
+                note=info.progress_note,
+                ahead=info.position,
+                starts_in=starts_in,
+            )
+        )
     return views
