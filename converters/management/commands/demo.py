@@ -330,13 +330,13 @@ def beat_every(sweep: int, rollup: int) -> Iterator[None]:
         else:
             saved[task.pk] = task.interval
         task.interval = demo_interval
-        task.save()  # type: ignore[no-untyped-call]  # django-celery-beat overrides save() untyped
+        task.save()
     try:
         yield
     finally:
         for task in PeriodicTask.objects.filter(pk__in=saved):
             task.interval = saved[task.pk]
-            task.save()  # type: ignore[no-untyped-call]
+            task.save()
 
 
 @contextmanager
