@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 POSTGRES_URL ?= postgres://postgres@127.0.0.1:5432/queueprio_ci
 POSTGRES_TESTS ?= tests/queueprio tests/converters/test_tasks.py tests/faults/test_database_down.py
 
-.PHONY: demo test test-postgres matrix lint bench soak celery-suite
+.PHONY: demo test test-postgres test-machines matrix lint bench soak celery-suite
 
 demo:
 	bash .ci/bootstrap
@@ -20,6 +20,15 @@ test:
 test-postgres:
 	bash .ci/bootstrap
 	DATABASE_URL=$(POSTGRES_URL) $(PY) -m pytest $(POSTGRES_TESTS) $(PYTEST_ARGS)
+
+# Many machines (tests/machines, docs/scaling.md): worker hosts in network namespaces, a 2-node
+# RabbitMQ cluster and a PostgreSQL cluster of the tests' own; needs root (ip netns). The database
+# URL's host and port are placeholders: the fixture starts the server and points the tests at it.
+MACHINES_DATABASE_URL ?= postgres://postgres@127.0.0.1:1/queueprio_machines
+
+test-machines:
+	bash .ci/bootstrap
+	DATABASE_URL=$(MACHINES_DATABASE_URL) $(PY) -m pytest tests/machines -m machines -p no:logging $(PYTEST_ARGS)
 
 # The compatibility matrix (noxfile.py): the test subset on each supported Django x Celery pair,
 # the lowest versions the package admits, and Django 6.0 where a Python 3.12 is installed.
