@@ -125,9 +125,16 @@ class JobQuerySet(models.QuerySet["Job"]):
             self.filter(task_id=task_id, state=STARTED, claimed_generation=generation).update(lease_until=until)
         )
 
-    def end_lease(self, task_id: str, generation: int, now: datetime) -> bool:
-        """The run's process is gone (the worker saw it die): a redelivered copy may take over now."""
-        return bool(self.filter(task_id=task_id, state=STARTED, claimed_generation=generation).update(lease_until=now))
+    def end_lease(self, task_id: str, generation: int, now: datetime, *, worker: str | None = None) -> bool:
+        """The run's process is gone (the worker saw it die): a redelivered copy may take over now.
+
+        ``worker``: only if that worker still holds the job. A takeover keeps the generation, so
+        without it a worker that saw its cut-off run die only once its link came back would end
+        the lease of the other host's run of the same job (tests/machines/test_partition.py)."""
+        rows = self.filter(task_id=task_id, state=STARTED, claimed_generation=generation)
+        if worker is not None:
+            rows = rows.filter(worker=worker[:255])
+        return bool(rows.update(lease_until=now))
 
     # --- how a run ends ------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -52,6 +53,8 @@ class Leases:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._pid = 0
+        #: When the renewal in progress began (``time.monotonic()``), ``None`` between renewals.
+        self._renewing_since: float | None = None
 
     def hold(self, task_id: str, generation: int, until: datetime) -> None:
         with self._lock:
@@ -59,6 +62,7 @@ class Leases:
             if self._thread is None or self._pid != os.getpid():  # first run here, or a forked child
                 self._pid = os.getpid()
                 self._thread = start_quiet_thread(self._run, name="queueprio-lease")
+                start_quiet_thread(self._watch, name="queueprio-lease-watchdog")
 
     def release(self, task_id: str) -> None:
         with self._lock:
@@ -71,7 +75,35 @@ class Leases:
             with self._lock:
                 held = dict(self._held)
             for task_id, lease in held.items():
-                self._renew(task_id, lease, seconds)
+                self._renewing_since = time.monotonic()  # watched by _watch
+                try:
+                    self._renew(task_id, lease, seconds)
+                finally:
+                    self._renewing_since = None
+
+    def _watch(self) -> None:
+        """Stop the process when a renewal hangs while its lease runs out.
+
+        On a host cut off from the network the renewal's database call neither answers nor fails
+        for minutes (TCP retransmits), so the check after the call (``_renew``) is never reached
+        and the run would go on past its lease, beside the copy another host took over
+        (tests/machines/test_partition.py). This thread touches no database, so nothing hangs it:
+        it stops the process once a renewal has been in flight for longer than the safety margin
+        and a held lease is within that margin of running out. A renewal that returns keeps the
+        old rules (``_renew`` decides).
+        """
+        while True:
+            seconds = float(settings.LEASE_SECONDS)
+            margin = seconds / 6
+            time.sleep(max(seconds / 12, 0.05))
+            began = self._renewing_since
+            if began is None or time.monotonic() - began < max(margin, 0.5):
+                continue
+            deadline = timezone.now() + timedelta(seconds=margin)
+            with self._lock:
+                late = [task_id for task_id, lease in self._held.items() if lease.until <= deadline]
+            if late:
+                stop(late[0], "the lease could not be renewed before it ran out (the renewal hangs)")
 
     def _renew(self, task_id: str, lease: Held, seconds: float) -> None:
         now = timezone.now()

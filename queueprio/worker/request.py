@@ -41,7 +41,9 @@ class JobRequest(Request):
             return
         try:
             close_old_connections()
-            Job.objects.end_lease(str(self.id), int(generation), timezone.now() - timedelta(seconds=1))
+            # Only this worker's own run (the claim recorded its name): another host may hold the job now.
+            ended = timezone.now() - timedelta(seconds=1)
+            Job.objects.end_lease(str(self.id), int(generation), ended, worker=self.hostname or "")
         except Exception:  # the redelivered copy then waits for the lease to pass instead
             logger.exception("could not end the lease of task_id=%s", self.id)
         finally:
