@@ -41,6 +41,8 @@ class Health:
     broker_messages: int | None = None
     by_priority: list[depth.Queued] = field(default_factory=list)
     by_band: list[depth.Queued] = field(default_factory=list)
+    #: The broker answers but a priority queue's node is down (a cluster node failed).
+    queue_down: bool = False
 
     @property
     def healthy(self) -> bool:
@@ -56,7 +58,20 @@ class Health:
             "queued": {q.name: q.queued for q in self.by_priority},
             "oldest_wait_seconds": {q.name: _rounded(q.oldest_wait(now)) for q in self.by_band},
             "queued_by_band": {q.name: q.queued for q in self.by_band},
-        }
+        } | ({} if self.healthy else {"reasons": self.reasons()})
+
+    def reasons(self) -> list[str]:
+        """Why it is unhealthy, in words safe to show (no names, addresses or messages)."""
+        reasons = []
+        if self.queue_down:
+            reasons.append("broker: a priority queue is unavailable (the RabbitMQ node holding it is down)")
+        elif not self.broker:
+            reasons.append("broker: unreachable")
+        if not self.database:
+            reasons.append("database: unreachable")
+        if self.broker and not self.workers:
+            reasons.append("workers: none answered the ping")
+        return reasons
 
 
 def _rounded(seconds: float | None) -> float | None:
@@ -80,6 +95,11 @@ def database_ok() -> bool:
         return False
 
 
+class QueueDown(Exception):
+    """RabbitMQ knows the durable queue but the node holding it is down (``NOT_FOUND`` "home node
+    ... is down or inaccessible"): not the same as a queue never declared."""
+
+
 def broker_messages(app: celery.Celery, names: Iterable[str]) -> int | None:
     """Messages ready in our queues (passive declare: a missing queue is not created), or
     ``None`` when the broker can't be reached. Includes stale copies of aged jobs."""
@@ -87,6 +107,8 @@ def broker_messages(app: celery.Celery, names: Iterable[str]) -> int | None:
         with app.connection_for_write(connect_timeout=CONNECT_TIMEOUT) as conn:
             conn.ensure_connection(max_retries=1, interval_start=0, timeout=CONNECT_TIMEOUT)  # type: ignore[arg-type]  # kombu takes a float; its stub says int
             return sum(_ready(conn, name) for name in names)
+    except QueueDown:
+        raise
     except Exception as exc:
         logger.warning("health: broker check failed error=%s", type(exc).__name__)
         return None
@@ -97,8 +119,11 @@ def _ready(conn: Any, name: str) -> int:
         with conn.channel() as channel:
             declared: Any = priority_queue(name).bind(channel).queue_declare(passive=True)
             return int(declared[1])  # (name, messages, consumers); celery-types says str
-    except NotFound:  # not declared yet: no worker has consumed from it, so nothing waits in it
-        return 0
+    except NotFound as exc:
+        if "down or inaccessible" in str(exc):  # a cluster node failed (tests/machines/test_broker_node.py)
+            logger.warning("health: a priority queue's node is down")
+            raise QueueDown from None
+        return 0  # not declared yet: no worker has consumed from it, so nothing waits in it
 
 
 def responding_workers(app: celery.Celery) -> list[str]:
@@ -189,8 +214,13 @@ pings = PingCache()
 
 def check(now: datetime, app: celery.Celery | None = None) -> Health:
     app = app or celery.current_app
-    messages = broker_messages(app, queue_names())
-    health = Health(broker=messages is not None, database=database_ok(), broker_messages=messages)
+    try:
+        messages, queue_down = broker_messages(app, queue_names()), False
+    except QueueDown:
+        messages, queue_down = None, True
+    health = Health(
+        broker=messages is not None, database=database_ok(), broker_messages=messages, queue_down=queue_down
+    )
     if health.broker:
         health.workers, health.workers_age = pings.workers(app)
     if health.database:
