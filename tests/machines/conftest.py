@@ -77,19 +77,25 @@ def django_db_modify_db_settings(lab: Lab) -> None:
 def machines(lab: Lab) -> Iterator[Lab]:
     """Per test: the priority queues declared on the queue node and empty, this process publishing
     through the other node, every host's link up."""
-    from project.celery import app
-
     for host in lab.hosts:
         host.restore()
-    with Connection(lab.queue_node.url_at("127.0.0.1")) as conn:
-        for queue in app.conf.task_queues:
-            bound = queue.bind(conn.default_channel)
-            bound.declare()
-            bound.purge()
+    declare_queues(lab, purge=True)
     with celery_broker(lab.web_url):
         yield lab
     for host in lab.hosts:
         host.restore()
+
+
+def declare_queues(lab: Lab, *, purge: bool = False) -> None:
+    """The priority queues, declared through the queue node (so they live on it)."""
+    from project.celery import app
+
+    with Connection(lab.queue_node.url_at("127.0.0.1")) as conn:
+        for queue in app.conf.task_queues:
+            bound = queue.bind(conn.default_channel)
+            bound.declare()
+            if purge:
+                bound.purge()
 
 
 def queue_depth(lab: Lab) -> int:
