@@ -40,6 +40,9 @@ class Defaults:
     #: (``queueprio.worker.lease``). Longer: slower recovery when a worker host is cut off.
     #: Shorter: more renewals (one UPDATE per running job per third).
     LEASE_SECONDS: float = 15.0
+    #: How long a worker's claim and finish wait for an unreachable database (a restart or a
+    #: failover), retrying with backoff, before they give up (``queueprio.worker.database``); 0: never.
+    DATABASE_RETRY_SECONDS: float = 60.0
     #: The longest a worker's due scheduler sleeps between looks at delayed jobs and lapsed leases
     #: (it wakes exactly at the next ``eta`` it knows of; this bounds how late a job submitted with
     #: a shorter countdown than the current sleep can be).

@@ -20,6 +20,7 @@ only takes a write transaction when something is due.
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime
 from typing import Any
 
@@ -36,6 +37,7 @@ from ..exceptions import lost_too_often
 from ..models import AgingReason, AgingStep, Band, Job, JobState
 from ..priority import next_aging_at
 from ..submission.admission import publishable
+from ..worker.database import MAX_DELAY
 from ..worker.revoke import end_in_ledger, release_sqlite
 
 logger = logging.getLogger("queueprio")
@@ -166,17 +168,28 @@ def next_eta() -> datetime | None:
     return eta
 
 
+#: ``time.monotonic()`` before which this process recovers no lapsed lease: a failed round (the
+#: database away) pushes it on. Leases lapse while the database is away because nobody can renew
+#: them; once it is back, live runs renew within a third of the lease and finished ones record
+#: their finish within the retry's longest backoff (``worker.database``). Recovering before that
+#: would run a finished job again (tests/machines/test_database_restart.py).
+_recover_leases_after = 0.0
+
+
 def tick() -> float:
     """One round; returns how long to sleep: until the next ``eta``, at most one interval."""
+    global _recover_leases_after
     interval = float(settings.SCHEDULER_INTERVAL_SECONDS)
     try:
         close_old_connections()
         release_due()
         release_held()
-        recover_leases()
+        if time.monotonic() >= _recover_leases_after:
+            recover_leases()
         upcoming = next_eta()
     except Exception:  # the database or the broker is away: try again next round
         logger.exception("due jobs: tick failed")
+        _recover_leases_after = time.monotonic() + float(settings.LEASE_SECONDS) / 3 + MAX_DELAY + interval
         return interval
     finally:
         release_sqlite()

@@ -31,6 +31,7 @@ from django_celery_results.models import TaskResult
 
 from ..models import Job
 from ..registry import AnyTask
+from .database import retrying
 
 #: The attribute of a run's request that carries its :class:`Outcome` to the backend.
 OUTCOME = "queueprio_outcome"
@@ -112,12 +113,16 @@ class LedgerBackend(DatabaseBackend):  # type: ignore[misc]  # django-celery-res
         }
         outcome: Outcome | None = getattr(request, OUTCOME, None) if request is not None else None
         alias = using or "default"
-        with transaction.atomic(using=alias):
-            if outcome is not None and status in states.READY_STATES:
-                Job.objects.using(alias).finish(
-                    task_id, outcome.generation, state=outcome.state, error=outcome.error, now=timezone.now()
-                )
-            upsert(row, using=alias, now=timezone.now())
+
+        def write() -> None:
+            with transaction.atomic(using=alias):
+                if outcome is not None and status in states.READY_STATES:
+                    Job.objects.using(alias).finish(
+                        task_id, outcome.generation, state=outcome.state, error=outcome.error, now=timezone.now()
+                    )
+                upsert(row, using=alias, now=timezone.now())
+
+        retrying(write, what="finish", using=alias)  # a database restart: wait (worker.database)
         return result
 
 

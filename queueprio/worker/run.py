@@ -18,6 +18,7 @@ from ..broker.protocol import HEADER_PRIORITY
 from ..models import Job, JobState
 from ..registry import AnyTask
 from .claim import claim, lease_until, tracks_started_here
+from .database import retrying
 from .followup import ended_without_result, hand_on, pending_followup, requeue
 from .lease import leases
 from .progress import GENERATION
@@ -31,7 +32,7 @@ def run_claimed(task: AnyTask, args: tuple[Any, ...], kwargs: dict[str, Any]) ->
     request = task.request
     if request.called_directly or request.is_eager:
         return celery.Task.__call__(task, *args, **kwargs)
-    generation = claim(task)
+    generation = retrying(lambda: claim(task), what="claim")  # a database restart: wait (worker.database)
     setattr(request, GENERATION, generation)  # the run's own progress reports name it
     task_id = str(request.id)
     leases.hold(task_id, generation, lease_until(timezone.now()))
@@ -123,8 +124,12 @@ def finish(
     result backend the row is then finished in that same transaction (``worker.results``)."""
     request = task.request
     if not (stored and defer_finish(task, generation, state, error[:10_000])):
-        with transaction.atomic():  # the row and its band's running slot together
-            Job.objects.finish(str(request.id), generation, state=state, error=error, now=timezone.now())
+
+        def write() -> None:
+            with transaction.atomic():  # the row and its band's running slot together
+                Job.objects.finish(str(request.id), generation, state=state, error=error, now=timezone.now())
+
+        retrying(write, what="finish")  # a database restart: wait (worker.database)
     logger.info(
         "finish task_id=%s task=%s priority=%s state=%s runtime=%.3fs retries=%s%s",
         str(request.id),
