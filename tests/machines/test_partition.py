@@ -97,10 +97,9 @@ def test_a_cut_off_host_stops_its_runs__one_completion_per_job(machines: Lab, tm
     out = str(tmp_path / "runs.txt")
     done = cut_off_mid_job(machines, tmp_path, out, cut_env={})
     assert done == dict.fromkeys(done, 1), "a job completed twice"
-    # How: each cut-off run stopped itself before its lease ran out, while the link was down.
-    assert (
-        a_log(machines, tmp_path).count("the lease could not be renewed before it ran out (the renewal hangs)") == JOBS
-    )
+    # How: each cut-off run stopped itself before its lease ran out, while the link was down
+    # (after failed renewals, or, when a renewal hangs on the dead connection, by the watchdog).
+    assert a_log(machines, tmp_path).count("the lease could not be renewed before it ran out") == JOBS
 
 
 def test_control__without_the_self_stop_the_cut_off_runs_complete_too(machines: Lab, tmp_path: Path) -> None:
