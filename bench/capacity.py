@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
+import amqp
 from kombu import Connection, Exchange, Producer, Queue
 
 BROKER = "amqp://guest:guest@127.0.0.1:5672"
@@ -73,7 +74,7 @@ def rabbit_rates(messages: int) -> tuple[float, float]:
 
             while confirmed() < messages:
                 while sent < messages and sent - confirmed() < 100:
-                    raw.basic_publish(raw.prepare_message(BODY, priority=5, delivery_mode=2), "", "capacity")
+                    raw.basic_publish(amqp.Message(BODY, priority=5, delivery_mode=2), "", "capacity")
                     sent += 1
                 conn.connection.drain_events(timeout=10)
             pipelined = messages / (time.perf_counter() - began)

@@ -28,7 +28,7 @@ from .conftest import Lab, host_worker
 pytestmark = [pytest.mark.machines, pytest.mark.django_db(transaction=True)]
 
 JOBS = 2
-JOB_SECONDS = 25.0
+JOB_SECONDS = 15.0
 LEASE = {"QUEUEPRIO_LEASE_SECONDS": "6"}
 #: The control worker's task modules: the suite's, plus the one that turns the self-stop off.
 CONTROL_MODULES = (
