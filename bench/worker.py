@@ -98,15 +98,26 @@ def submit(phase: str, jobs: int, path: Path) -> None:
             task.apply_async((str(path),), producer=producer, priority=5)
 
 
-def statements(counts: Path, jobs: int) -> dict[str, float]:
+def statements(counts: Path, jobs: int) -> tuple[dict[str, float], float]:
+    """Statements per job by kind, and the pool processes' CPU milliseconds per job."""
+    from bench.worker_tasks import CPU
+
     total: Counter[str] = Counter()
     for file in counts.glob("*.json"):
         total.update(json.loads(file.read_text()))
         file.unlink()
-    return {kind: n / jobs for kind, n in sorted(total.items())}
+    cpu = total.pop(CPU, 0.0)
+    return {kind: n / jobs for kind, n in sorted(total.items())}, cpu / jobs
 
 
-def throughput(tmp: Path, phase: str, jobs: int, concurrency: int) -> tuple[float, dict[str, float]]:
+def cpu_ms(pid: int) -> float:
+    """The CPU milliseconds process ``pid`` has used (utime + stime, from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+
+
+def throughput(tmp: Path, phase: str, jobs: int, concurrency: int) -> tuple[float, dict[str, float], float, float]:
+    """Jobs/s; statements per job; CPU ms per job in the pool processes and in the worker's main process."""
     from django.conf import settings
 
     from queueprio.models import Job
@@ -120,11 +131,15 @@ def throughput(tmp: Path, phase: str, jobs: int, concurrency: int) -> tuple[floa
     submit(phase, jobs, effects)
     worker = start_worker(tmp, f"bench-{phase}", concurrency, counts, plain=phase != "q")
     try:
+        wait_lines(effects, 1, timeout=120)
+        main_cpu = -cpu_ms(worker.pid)  # from the first job on: its start-up is not counted
         seen = wait_lines(effects, jobs, timeout=600)
+        main_cpu += cpu_ms(worker.pid)
     finally:
         stop_worker(worker)
     seen.sort()
-    return (jobs - 1) / (seen[-1] - seen[0]), statements(counts, jobs)
+    counted, pool_cpu = statements(counts, jobs)
+    return (jobs - 1) / (seen[-1] - seen[0]), counted, pool_cpu, main_cpu / jobs
 
 
 def latency(tmp: Path, phase: str, n: int) -> list[float]:
@@ -175,18 +190,25 @@ def main() -> None:
         print_table(["", ""], [*environment(), ("load (1/5/15 min)", load_average())])
         rates: dict[str, list[float]] = {"a": [], "b": [], "q": []}
         per_job: dict[str, dict[str, float]] = {}
+        cpu: dict[str, tuple[float, float]] = {}
         for r in range(options.repeat):
             order = ["a", "b", "q"][r % 3 :] + ["a", "b", "q"][: r % 3]  # interleaved against drift
             for phase in order:
-                rate, counted = throughput(tmp, phase, options.jobs, options.concurrency)
+                rate, counted, pool_cpu, main_cpu = throughput(tmp, phase, options.jobs, options.concurrency)
                 rates[phase].append(rate)
                 per_job[phase] = counted
+                cpu[phase] = (pool_cpu, main_cpu)
         rate = {phase: statistics.median(values) for phase, values in rates.items()}
         print()
         print_table(
-            ["worker throughput", "jobs/s", "statements per job"],
+            ["worker throughput", "jobs/s", "CPU ms/job: pool, main", "statements per job"],
             [
-                (name, f"{rate[p]:,.0f}", ", ".join(f"{k} {v:.2f}" for k, v in per_job[p].items()) or "0")
+                (
+                    name,
+                    f"{rate[p]:,.0f}",
+                    f"{cpu[p][0]:.2f}, {cpu[p][1]:.2f}",
+                    ", ".join(f"{k} {v:.2f}" for k, v in per_job[p].items()) or "0",
+                )
                 for p, name in (
                     ("a", "(a) plain, no result"),
                     ("b", "(b) plain, django-db result"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections import Counter
 from typing import Any
@@ -17,6 +18,8 @@ from queueprio import PriorityTask
 #: Set by bench/worker.py: where each pool process writes its statement counts when it exits.
 COUNT_DIR = os.environ.get("QUEUEPRIO_BENCH_COUNT_DIR", "")
 _counts: Counter[str] = Counter()
+#: The key under which a pool process also writes the CPU milliseconds it used.
+CPU = "cpu ms"
 
 
 def effect(path: str) -> None:
@@ -42,9 +45,21 @@ def plain_noop_result(path: str) -> None:
     effect(path)
 
 
-def _count(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+_TABLE = re.compile(r'(?:INTO|UPDATE|FROM)\s+"?(\w+)"?', re.IGNORECASE)
+
+
+def kind(sql: str) -> str:
+    """``UPDATE queueprio_job``, ``BEGIN``: the statement's verb and the first table it names."""
     words = sql.lstrip().split(None, 1)
-    _counts[words[0].upper() if words else "?"] += 1
+    verb = words[0].upper() if words else "?"
+    table = _TABLE.search(sql)
+    if not table or verb == "BEGIN":
+        return verb
+    return f"{verb} {table.group(1).removeprefix('django_celery_results_').removeprefix('queueprio_')}"
+
+
+def _count(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+    _counts[kind(sql)] += 1
     return execute(sql, params, many, context)
 
 
@@ -59,5 +74,6 @@ def _start_counting(**kwargs: Any) -> None:
 @worker_process_shutdown.connect
 def _save_counts(**kwargs: Any) -> None:
     if COUNT_DIR:
+        times = os.times()
         with open(os.path.join(COUNT_DIR, f"{os.getpid()}.json"), "w") as out:
-            json.dump(dict(_counts), out)
+            json.dump({**_counts, CPU: (times.user + times.system) * 1000}, out)

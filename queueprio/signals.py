@@ -13,6 +13,8 @@ from .maintenance.due import DueStep
 from .maintenance.schedule import ensure_all
 from .maintenance.setup import seed_from_settings
 from .registry import sync_task_priorities
+from .worker import connections
+from .worker.events import UnconfirmedEvents
 from .worker.revoke import install_revoke_command, on_task_revoked
 
 logger = logging.getLogger("queueprio")
@@ -34,9 +36,13 @@ def seed_after_migrate(sender: Any, app_config: Any = None, using: str = "defaul
 @worker_init.connect(dispatch_uid="queueprio.worker_init")
 def wire_worker(sender: Any = None, **kwargs: Any) -> None:
     """Every worker publishes due jobs and recovers lapsed leases (``maintenance.due``), and records
-    the revoke broadcasts it gets in the ledger (``worker.revoke``)."""
+    the revoke broadcasts it gets in the ledger (``worker.revoke``), and keeps its database
+    connections per ``CONN_MAX_AGE`` (``worker.connections``) and publishes its events without
+    confirms (``worker.events``)."""
     if sender is not None:
         sender.app.steps["consumer"].add(DueStep)
+        sender.app.steps["consumer"].add(UnconfirmedEvents)
+        connections.install(sender.app.conf)
     install_revoke_command()
 
 

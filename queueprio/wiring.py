@@ -15,6 +15,7 @@ from django.conf import settings as django_settings
 
 from .broker.queues import priority_queue
 from .conf import settings
+from .worker import connections
 
 ROUTER = "queueprio.celery.route_task"
 BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
@@ -50,6 +51,9 @@ def defaults() -> dict[str, Any]:
         "task_send_sent_event": True,
         # The aging sweep, the metrics rollup and pruning live in django-celery-beat's tables.
         "beat_scheduler": BEAT_SCHEDULER,
+        # A worker keeps its database connections per CONN_MAX_AGE, as a web process does,
+        # instead of reconnecting for every task (queueprio.worker.connections).
+        connections.SETTING: connections.DJANGO_LIFETIME,
     }
     if RESULTS_APP in getattr(django_settings, "INSTALLED_APPS", ()):
         values["result_backend"] = RESULTS_BACKEND

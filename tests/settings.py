@@ -44,3 +44,10 @@ from queueprio.conf import PREFIX, Defaults  # noqa: E402
 for _name in Defaults.__dataclass_fields__:
     if (PREFIX + _name) in os.environ and _name not in ("QUEUE", "LANE_QUEUE"):
         globals()[PREFIX + _name] = json.loads(os.environ[PREFIX + _name])
+
+# A worker started with Celery's own connection handling (the control case of
+# tests/queueprio/test_connections.py): an explicit setting wins over configure(app).
+if os.environ.get("QUEUEPRIO_TEST_CELERY_DB_REUSE_MAX"):
+    CELERY_DB_REUSE_MAX = json.loads(os.environ["QUEUEPRIO_TEST_CELERY_DB_REUSE_MAX"])
+if os.environ.get("QUEUEPRIO_TEST_CONN_MAX_AGE"):
+    DATABASES["default"]["CONN_MAX_AGE"] = json.loads(os.environ["QUEUEPRIO_TEST_CONN_MAX_AGE"])

@@ -66,10 +66,20 @@ def unconfirmed(producer: Any) -> Any:
         return producer
     if events is None or not getattr(events.channel, "is_open", False):
         channel = producer.connection.channel()
-        # py-amqp swaps in the confirming publish on every channel of a confirming connection;
-        # the plain one never calls confirm.select, so the channel stays out of confirm mode.
-        plain = getattr(channel, "_basic_publish", None)
-        if plain is not None:
-            channel.basic_publish = plain
+        stop_confirming(channel)
         events = _producers[connection] = Producer(channel, auto_declare=False)
     return events
+
+
+def stop_confirming(channel: Any) -> bool:
+    """Publish on ``channel`` without waiting for confirms, if it hasn't entered confirm mode yet.
+
+    py-amqp swaps in the confirming publish on every channel of a confirming connection; the
+    plain one never calls confirm.select, so the channel stays out of confirm mode. ``False``:
+    not a py-amqp channel, or already confirming (a channel can't leave confirm mode).
+    """
+    plain = getattr(channel, "_basic_publish", None)
+    if plain is None or getattr(channel, "_confirm_selected", True):
+        return False
+    channel.basic_publish = plain
+    return True

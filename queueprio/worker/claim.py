@@ -23,8 +23,10 @@ from .results import ignores_result, is_ledger_backend, store_started
 
 logger = logging.getLogger("queueprio")
 
-#: How often a copy that arrived before its row was committed looks for the row again.
-CLAIM_POLL_SECONDS = 0.02
+#: How long a copy that arrived before its row was committed waits before it looks again: first
+#: briefly (the submission's COMMIT is usually a millisecond behind its publish, and on an idle
+#: worker every single submission's copy arrives that early), then doubling up to the last.
+CLAIM_POLL_SECONDS = (0.001, 0.002, 0.004, 0.008, 0.016, 0.02)
 
 
 class AtItsLimit(Exception):
@@ -50,6 +52,7 @@ def claim(task: AnyTask) -> int:
     generation, token = int(generation), str(getattr(request, HEADER_TOKEN, "") or "")
     worker = request.hostname or ""
     deadline = time.monotonic() + float(settings.CLAIM_WAIT_SECONDS)
+    polls = 0
     while True:
         now = timezone.now()
         try:
@@ -76,7 +79,8 @@ def claim(task: AnyTask) -> int:
         if standing == "claimable":
             continue  # the next UPDATE sees the row; it stays claimable only until a copy wins it
         if standing == "absent" and time.monotonic() < deadline:
-            time.sleep(CLAIM_POLL_SECONDS)
+            time.sleep(CLAIM_POLL_SECONDS[min(polls, len(CLAIM_POLL_SECONDS) - 1)])
+            polls += 1
             continue
         break
     if standing == "held":

@@ -7,6 +7,8 @@ import time
 from pathlib import Path
 
 from celery import shared_task
+from django.db.backends.signals import connection_created
+from django.dispatch import receiver
 
 from queueprio import PriorityTask
 
@@ -73,3 +75,19 @@ def record_completion(self: PriorityTask, label: str, path: str, seconds: float 
         time.sleep(seconds)
     append_line(path, f"done {label}")
     return label
+
+
+_connections_opened = 0
+
+
+@receiver(connection_created, dispatch_uid="tests.count_connections")
+def _count_connection(**kwargs: object) -> None:
+    global _connections_opened
+    _connections_opened += 1
+
+
+@shared_task(name="tests.connections_opened", base=PriorityTask)
+def connections_opened(path: str) -> int:
+    """Append how many database connections this process has opened so far."""
+    append_line(path, f"{os.getpid()} {_connections_opened}")
+    return _connections_opened
