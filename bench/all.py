@@ -6,10 +6,11 @@ Runs, one after the other (each in its own process, vhost and throwaway database
 ``bench/submit.py`` (single, batch, raw broker rates), ``bench/concurrent.py`` (1-8 submitting
 processes, PostgreSQL only), ``bench/aging.py`` (the sweep against the backlog) and
 ``bench/worker.py`` (worker throughput and latency), sized to finish in under ten minutes on
-2 cores (``--quick``: smaller still, for a smoke run). Each one's full output goes to
-``--logs`` (a temp dir by default); the summary collects every row of their ratio tables that
-says PASS or MISS. PostgreSQL databases are created as ``bench_submit_<bench>_<pid>`` on the
-``--postgres`` server and dropped at the end. Exit status 1 if a bench failed to run.
+2 cores (``--quick``: smaller still, for a smoke run; ``--big`` adds ``bench/bigledger.py``).
+Each one's full output goes to ``--logs`` (a temp dir by default); the summary collects every
+row of their ratio tables that says PASS or MISS. PostgreSQL databases are created as
+``bench_submit_<bench>_<pid>`` on the ``--postgres`` server and dropped at the end. Exit status
+1 if a bench failed to run.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ PG_SERVER = "postgres://postgres@127.0.0.1:5432"
 VERDICT = re.compile(r"^\|.*\|\s*(PASS|MISS)\s*\|")
 
 
-def benches(quick: bool) -> list[tuple[str, str, list[str]]]:
+def benches(quick: bool, big: bool = False) -> list[tuple[str, str, list[str]]]:
     """``(bench, database, arguments)``; ``database`` is ``sqlite`` or ``postgres``."""
     small = {
         "submit": ["--jobs", "200", "--batch", "2000", "--repeat", "1", "--warmup", "50"],
@@ -56,7 +57,7 @@ def benches(quick: bool) -> list[tuple[str, str, list[str]]]:
         ("aging", "postgres", ["--databases", "postgres", *sizes["aging"]]),
         ("worker", "sqlite", sizes["worker"]),
         ("worker", "postgres", sizes["worker"]),
-    ]
+    ] + ([("bigledger", "postgres", [])] if big else [])
 
 
 def psql(server: str, sql: str) -> None:
@@ -102,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller sizes: a smoke run of every bench")
     parser.add_argument("--only", default="", help="comma-separated bench names (submit, concurrent, aging, worker)")
     parser.add_argument("--postgres", default=PG_SERVER, help=f"PostgreSQL server URL, no database [{PG_SERVER}]")
+    parser.add_argument(
+        "--big", action="store_true", help="also bench/bigledger.py at full size (1.1M rows: adds ~10 minutes)"
+    )
     parser.add_argument("--logs", type=Path, default=None, help="keep every bench's output here")
     args = parser.parse_args(argv)
     only = {n for n in args.only.split(",") if n}
@@ -109,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     logs.mkdir(parents=True, exist_ok=True)
     load_before, started = load_average(), time.monotonic()
     summary, failed = [], []
-    for name, database, arguments in benches(args.quick):
+    for name, database, arguments in benches(args.quick, args.big):
         if only and name not in only:
             continue
         print(f"running bench/{name}.py on {database} ...", file=sys.stderr, flush=True)
