@@ -42,10 +42,10 @@ def benches(quick: bool, big: bool = False) -> list[tuple[str, str, list[str]]]:
         "aging": ["--due", "200", "--backlogs", "2000,20000", "--repeat", "1"],
         "worker": ["--jobs", "300", "--latency", "20"],
     }
-    full = {
-        "submit": ["--jobs", "500", "--batch", "10000", "--repeat", "3", "--warmup", "100"],
-        "concurrent": ["--jobs", "150", "--repeat", "2", "--control"],
-        "aging": ["--due", "1000", "--backlogs", "10000,100000", "--repeat", "2"],
+    full = {  # about 9 minutes in all on 2 cores at load ~3
+        "submit": ["--jobs", "300", "--batch", "10000", "--repeat", "1", "--warmup", "50"],
+        "concurrent": ["--jobs", "100", "--repeat", "1", "--control"],
+        "aging": ["--due", "1000", "--backlogs", "10000,100000", "--repeat", "1"],
         "worker": ["--jobs", "1000", "--latency", "50"],
     }
     sizes = small if quick else full

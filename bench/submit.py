@@ -99,6 +99,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--no-raw", action="store_true", help="skip the raw kombu phases and the batch of distinct sources"
     )
+    parser.add_argument(
+        "--control", action="store_true", help="also (b0): convert without the two-round-trip transaction"
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the rates and ratios to this file")
     args = parser.parse_args(argv)
     for name in ("jobs", "batch", "repeat"):
@@ -130,6 +133,17 @@ class Bench:
         for _ in range(n):
             ids.append(convert(CONVERTER, SOURCE, priority=PRIORITY).id)
         return ids
+
+    def send_convert_atomic(self, n: int) -> list[str]:
+        """(b0): ``convert`` with ``BEGIN`` and ``COMMIT`` as round trips of their own (``atomic()``), the
+        control of ``queueprio.submission.roundtrips`` (the same as (b) on SQLite)."""
+        from queueprio.submission import roundtrips
+
+        roundtrips.ENABLED = False
+        try:
+            return self.send_convert(n)
+        finally:
+            roundtrips.ENABLED = True
 
     def send_admitted_dedup(self, n: int) -> list[str]:
         """(d): ``convert`` with a caller key (the urgent quota is consulted) and an idempotency key (dedup)."""
@@ -203,6 +217,12 @@ class Bench:
             else:
                 channel.queue_declare(self.queue, passive=True)
         self.raw_seconds = time.perf_counter() - start
+        if confirm == "none":
+            # Unconfirmed messages may still be on their way from the channel to the queue (the
+            # lag is why confirms exist): wait for them, untimed, before the count is checked.
+            deadline = time.monotonic() + 30
+            while queue_depth(self.queue) < n and time.monotonic() < deadline:
+                time.sleep(0.05)
         return [task_id for task_id, _, _ in messages]
 
 
@@ -340,6 +360,10 @@ def main(argv: list[str] | None = None) -> int:
             Run(Phase("c", "converters.convert_batch", args.batch), bench.send_batch, ledger=True),
             Run(Phase("d", "convert + quota + idempotency key", args.jobs), bench.send_admitted_dedup, ledger=True),
         ]
+        if args.control:
+            runs.append(
+                Run(Phase("b0", "convert, BEGIN/COMMIT on their own", args.jobs), bench.send_convert_atomic, True)
+            )
         if not args.no_raw:
             runs += raw_runs(bench, args.batch)
 
@@ -367,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
                 measure(run, queue=queue, label=f"run {i + 1}/{args.repeat}")
         load_after = load_average()
         a, b, c, d = (run.phase for run in runs[:4])
-        raw = {run.phase.name: run.phase for run in runs[4:]}
+        raw = {run.phase.name: run.phase for run in runs[4:]}  # and the control (b0)
 
         print(f"## Submission throughput (median of {args.repeat}; every job confirmed by RabbitMQ)")
         print_table(
