@@ -43,7 +43,7 @@ def benches(quick: bool, big: bool = False) -> list[tuple[str, str, list[str]]]:
         "worker": ["--jobs", "300", "--latency", "20"],
     }
     full = {  # about 9 minutes in all on 2 cores at load ~3
-        "submit": ["--jobs", "300", "--batch", "10000", "--repeat", "1", "--warmup", "50"],
+        "submit": ["--jobs", "300", "--batch", "10000", "--repeat", "1", "--warmup", "50", "--control"],
         "concurrent": ["--jobs", "100", "--repeat", "1", "--control"],
         "aging": ["--due", "1000", "--backlogs", "10000,100000", "--repeat", "1"],
         "worker": ["--jobs", "1000", "--latency", "50"],

@@ -100,7 +100,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--no-raw", action="store_true", help="skip the raw kombu phases and the batch of distinct sources"
     )
     parser.add_argument(
-        "--control", action="store_true", help="also (b0): convert without the two-round-trip transaction"
+        "--control",
+        action="store_true",
+        help="also the controls (b0): convert without the two-round-trip transaction, (c0): a batch "
+        "sending a task-sent event message per job",
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the rates and ratios to this file")
     args = parser.parse_args(argv)
@@ -144,6 +147,16 @@ class Bench:
             return self.send_convert(n)
         finally:
             roundtrips.ENABLED = True
+
+    def send_batch_event_each(self, n: int) -> list[str]:
+        """(c0): ``convert_batch`` with a task-sent event message per job, as before they were chunked."""
+        from queueprio.broker import publish
+
+        chunk, publish.EVENT_CHUNK = publish.EVENT_CHUNK, 1
+        try:
+            return self.send_batch(n)
+        finally:
+            publish.EVENT_CHUNK = chunk
 
     def send_admitted_dedup(self, n: int) -> list[str]:
         """(d): ``convert`` with a caller key (the urgent quota is consulted) and an idempotency key (dedup)."""
