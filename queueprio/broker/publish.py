@@ -8,7 +8,6 @@ recoveries), and one copy (``send``). Every copy is published ``mandatory`` and 
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 import celery
@@ -362,9 +361,10 @@ class Pipeline:
     """Publish many copies on one connection now, collect their confirms later.
 
     ``send`` publishes without waiting (each copy gets the channel's next delivery tag);
-    ``collect`` drains the acks once. In between the caller can do its own work — a batch
-    inserts its ledger rows and commits while RabbitMQ stores the messages (``submit_batch``).
-    Our own confirm mode on a dedicated connection: see ``queueprio.broker.confirms``.
+    ``collect`` drains the acks once. Our own confirm mode on a dedicated connection: see
+    ``queueprio.broker.confirms``. A batch's copies go out only after its rows are committed:
+    a copy that overtakes its row is dropped by a worker after ``QUEUEPRIO_CLAIM_WAIT_SECONDS``,
+    and a big batch's commit would come later than that (docs/benchmarks.md, issue 13).
     """
 
     def __init__(self, app: celery.Celery) -> None:
@@ -372,8 +372,6 @@ class Pipeline:
         self.copies: list[Job] = []
         self.spans: list[tuple[int, int]] = []  # the delivery tags of each copy
         self.error: BaseException | None = None
-        #: ``time.monotonic()`` of the first publish: how long its copy may have waited for its row.
-        self.first_sent: float | None = None
         self._conn: Any = None
 
     def __enter__(self) -> Pipeline:
@@ -396,8 +394,6 @@ class Pipeline:
         self.copies += copies
         if self.error is not None or not copies:
             return
-        if self.first_sent is None:
-            self.first_sent = time.monotonic()
         events: list[dict[str, Any]] = []
         declared: set[str] = set()
         try:

@@ -2,8 +2,9 @@
 
 Under ``transaction.atomic()`` psycopg sends ``BEGIN`` on its own before the first statement,
 and Django sends ``COMMIT`` on its own after the last: with the band's conditional
-``UPDATE … RETURNING`` and the row's ``INSERT … RETURNING id`` that is four round trips of
-~0.7 ms each on loopback, each one waited for. The message has to be published between the
+``UPDATE … RETURNING`` and the row's ``INSERT … RETURNING id`` that is four round trips, each
+one waited for (measured 1.13 ms for the transaction on loopback here, 0.69 ms in two trips;
+docs/benchmarks.md). The message has to be published between the
 admission (which decides the band, its time limits and whether the job is held) and the commit,
 so the transaction can't be one statement; but ``BEGIN`` can travel with the first statement
 and ``COMMIT`` with the ``INSERT``, as one simple-protocol query each (psycopg's client-side
