@@ -377,6 +377,13 @@ def main(argv: list[str] | None = None) -> int:
             runs.append(
                 Run(Phase("b0", "convert, BEGIN/COMMIT on their own", args.jobs), bench.send_convert_atomic, True)
             )
+            runs.append(
+                Run(
+                    Phase("c0", "convert_batch, an event message per job", args.batch),
+                    bench.send_batch_event_each,
+                    True,
+                )
+            )
         if not args.no_raw:
             runs += raw_runs(bench, args.batch)
 
@@ -427,6 +434,10 @@ def main(argv: list[str] | None = None) -> int:
             ("c/a (convert_batch vs plain)", ratio_c, TARGET_C),
             ("d/a (admission + dedup vs plain)", ratio_d, TARGET_D),
         ]
+        if "b0" in raw:
+            ratios.append(("b0/a (control: BEGIN/COMMIT on their own)", raw["b0"].rate / a.rate, TARGET_B))
+        if "c0" in raw:
+            ratios.append(("c0/a (control: an event message per job)", raw["c0"].rate / a.rate, TARGET_C))
         if "e" in raw:
             ratios.append(("e/a (batch of distinct sources vs plain)", raw["e"].rate / a.rate, TARGET_C))
         if "r-none" in raw:
