@@ -43,9 +43,14 @@ lint:
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
 
+# Every benchmark (bench/all.py: submit, concurrent, aging, worker) on SQLite and PostgreSQL,
+# then one table of ratios with PASS/MISS; under ten minutes on 2 cores. BENCH_ARGS="--quick" for
+# a smoke run, "--only submit,concurrent" for some; PostgreSQL databases bench_submit_* are
+# created and dropped on BENCH_POSTGRES.
+BENCH_POSTGRES ?= postgres://postgres@127.0.0.1:5432
 bench:
 	bash .ci/bootstrap
-	$(PY) bench/submit.py
+	$(PY) bench/all.py --postgres $(BENCH_POSTGRES) $(BENCH_ARGS)
 
 soak:
 	bash .ci/bootstrap

@@ -248,12 +248,14 @@ class Ledger:
         """Migrate, then add ``size`` queued rows, ``due`` of them due; returns the seconds ``bulk_create`` took."""
         from django.core.management import call_command
 
+        from queueprio.broker.publish import keep_message
         from queueprio.conf import settings as qp
         from queueprio.models import Job
 
         self.use()
         call_command("migrate", verbosity=0)
         threshold = timedelta(seconds=float(qp.AGING_THRESHOLD_SECONDS))
+        template = template_message()
 
         def row(i: int, *, due: bool) -> Job:
             if due:  # queued an hour ago, a few ms apart: due since ``threshold`` after that
@@ -264,12 +266,12 @@ class Ledger:
                 since = self.start - timedelta(milliseconds=i)
                 next_at = self.start + timedelta(hours=1, milliseconds=i)
                 priority = 3 + i % 7
-            return Job(
-                task_id=str(uuid.uuid4()),
+            task_id = str(uuid.uuid4())
+            job = Job(
+                task_id=task_id,
                 task_name=TASK,
                 args=ARGS,
                 kwargs=KWARGS,
-                options={},
                 queue="queueprio",
                 requested_priority=priority,
                 effective_priority=priority,
@@ -278,7 +280,11 @@ class Ledger:
                 aging_since=since,
                 published_at=since,
                 next_aging_at=next_at,
+                token=uuid.uuid4().hex,
             )
+            # Every copy republishes the job's stored message (the ledger keeps Celery's own).
+            keep_message(job, template.with_headers(id=task_id, root_id=task_id))
+            return job
 
         step = self.size // self.due  # the due rows spread through the ledger, as in a real one
         rows = [row(i, due=i % step == 0 and i // step < self.due) for i in range(self.size)]
@@ -312,6 +318,17 @@ class Ledger:
         if reset != self.due:
             raise SystemExit(f"reset {reset} due rows, expected {self.due}")
         vacuum()
+
+
+def template_message() -> Any:
+    """Celery's own message for ``TASK(*ARGS, **KWARGS)``, captured as a submission does (not sent)."""
+    from celery import current_app
+
+    from queueprio.submission.jobs import capture
+
+    task = current_app.tasks[TASK]
+    with task.app.producer_or_acquire() as producer:
+        return capture(task, producer, ARGS, KWARGS, task_id=str(uuid.uuid4()), priority=DUE_PRIORITY, options={})
 
 
 def postgres() -> bool:
@@ -380,6 +397,7 @@ class Stages:
 
         stages = self
         send, due_for_aging, commit = publish.send, JobQuerySet.due_for_aging, connection.commit
+        send_confirmed = publish.send_confirmed
 
         class TimedDue(JobQuerySet):
             """The due rows' QuerySet: times its evaluation (the SELECT and building the rows)."""
@@ -403,6 +421,14 @@ class Stages:
             finally:
                 stages.add("publish", time.perf_counter() - start)
 
+        def timed_send_confirmed(*a: Any, **kw: Any) -> Any:
+            # The sweep publishes a batch's copies pipelined (publish.send_confirmed).
+            start = time.perf_counter()
+            try:
+                return send_confirmed(*a, **kw)
+            finally:
+                stages.add("publish", time.perf_counter() - start)
+
         def timed_commit() -> None:
             start = time.perf_counter()
             try:
@@ -423,6 +449,7 @@ class Stages:
 
         with ExitStack() as stack:
             stack.enter_context(mock.patch.object(publish, "send", timed_send))
+            stack.enter_context(mock.patch.object(publish, "send_confirmed", timed_send_confirmed))
             stack.enter_context(mock.patch.object(JobQuerySet, "due_for_aging", timed_due))
             stack.enter_context(mock.patch.object(connection, "commit", timed_commit))
             stack.enter_context(connection.execute_wrapper(timed_sql))
@@ -533,7 +560,7 @@ def child(args: argparse.Namespace) -> int:
                 )
         for r in sizes.values():
             r["median"] = statistics.median(r["times"])
-            r["stages"] = {s: statistics.median(b[s] for b in r["breakdowns"]) for s in STAGES}
+            r["stages"] = {s: statistics.median(b.get(s, 0.0) for b in r["breakdowns"]) for s in STAGES}
 
         load_after = load_average()
         print(f"\n## {database}: one sweep of {args.due:,} due jobs (median of {args.repeat})")

@@ -62,10 +62,26 @@ def route_of(app: celery.Celery, job: Job, message: StoredMessage) -> tuple[str,
 
 
 def _publish_copy(
-    app: celery.Celery, job: Job, producer: Any, *, retry: bool = False, retry_policy: dict[str, Any] | None = None
+    app: celery.Celery,
+    job: Job,
+    producer: Any,
+    *,
+    retry: bool = False,
+    retry_policy: dict[str, Any] | None = None,
+    events: list[dict[str, Any]] | None = None,
+    declared: set[str] | None = None,
 ) -> None:
+    """Publish one copy. ``events``: collect its task-sent event there (sent in chunks by the
+    caller) instead of publishing it now. ``declared``: queues already declared on this
+    channel, not declared again (kombu's check per message costs more than the publish's
+    own framing when a batch publishes thousands)."""
     message = message_of(job)
     queue, exchange, routing_key, declare = route_of(app, job, message)
+    if declared is not None:
+        if queue in declared:
+            declare = []
+        else:
+            declared.add(queue)
     priority = job.effective_priority
     headers = copy_headers(
         message,
@@ -104,7 +120,10 @@ def _publish_copy(
             "exchange": exchange,
             "routing_key": routing_key,
         }
-        sent_events(app).publish("task-sent", fields, producer)
+        if events is None:
+            sent_events(app).publish("task-sent", fields, producer)
+        else:
+            events.append(fields)
 
 
 class MessageReturned(Exception):
@@ -334,41 +353,93 @@ class FirstCopy:
             logger.debug("discarding the producer's connection failed", exc_info=True)
 
 
+#: Task-sent events of a pipelined batch go out as one message per this many jobs.
+EVENT_CHUNK = 500
+
+
+class Pipeline:
+    """Publish many copies on one connection now, collect their confirms later.
+
+    ``send`` publishes without waiting (each copy gets the channel's next delivery tag);
+    ``collect`` drains the acks once. Our own confirm mode on a dedicated connection: see
+    ``queueprio.broker.confirms``. A batch's copies go out only after its rows are committed:
+    a copy that overtakes its row is dropped by a worker after ``QUEUEPRIO_CLAIM_WAIT_SECONDS``,
+    and a big batch's commit would come later than that (docs/benchmarks.md, issue 13).
+    """
+
+    def __init__(self, app: celery.Celery) -> None:
+        self.app = app
+        self.copies: list[Job] = []
+        self.spans: list[tuple[int, int]] = []  # the delivery tags of each copy
+        self.error: BaseException | None = None
+        self._conn: Any = None
+
+    def __enter__(self) -> Pipeline:
+        try:
+            self._conn = self.app.connection_for_write(transport_options={"confirm_publish": False})
+            channel = self._conn.default_channel
+            self.tracker = ConfirmTracker(channel)
+            self.returned = returned_on(channel)
+            self.producer = self.app.amqp.Producer(channel, auto_declare=False)
+        except Exception as exc:  # nothing can be published: every copy counts as unconfirmed
+            self.error = exc
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._conn is not None:
+            self._conn.release()
+
+    def send(self, copies: list[Job]) -> None:
+        """Publish ``copies`` without waiting for the broker; never raises (see ``collect``)."""
+        self.copies += copies
+        if self.error is not None or not copies:
+            return
+        events: list[dict[str, Any]] = []
+        declared: set[str] = set()
+        try:
+            for job in copies:
+                first = self.tracker.next_tag
+                # No retry: a reconnect would restart the delivery tags.
+                _publish_copy(self.app, job, self.producer, retry=False, events=events, declared=declared)
+                self.spans.append((first, self.tracker.next_tag))
+                if len(events) >= EVENT_CHUNK:
+                    sent_events(self.app).publish_many(events, self.producer)
+                    events = []
+        except Exception as exc:
+            self.error = exc
+        sent_events(self.app).publish_many(events, self.producer)
+
+    def collect(self) -> tuple[list[bool], BaseException | None]:
+        """Wait for the confirms: per copy, whether RabbitMQ confirmed it, and the error if one stopped us."""
+        copies, error = self.copies, self.error
+        confirmed: list[bool] = []
+        if self.spans:
+            try:
+                self.tracker.wait(self._conn, float(settings.CONFIRM_TIMEOUT))
+                returned = self.returned
+                # A returned (unroutable) message is acked too: RabbitMQ confirms it once it has
+                # decided no queue takes it. It counts as not published.
+                confirmed = [
+                    self.tracker.confirmed(*span) and job.task_id not in returned
+                    for job, span in zip(copies, self.spans, strict=False)
+                ]
+                bounced = [job.task_id for job in copies if job.task_id in returned]
+                if bounced and error is None:
+                    error = MessageReturned(f"the broker returned {len(bounced)} message(s): {returned[bounced[0]]}")
+            except Exception as exc:  # the connection failed: nothing published is known to be confirmed
+                error, confirmed = exc, [False] * len(self.spans)
+        confirmed += [False] * (len(copies) - len(confirmed))
+        if error is None and not all(confirmed):
+            error = TimeoutError("RabbitMQ did not confirm every message")
+        return confirmed, error
+
+
 def send_confirmed(app: celery.Celery, copies: list[Job]) -> tuple[list[bool], BaseException | None]:
     """Publish many copies on one connection and wait for their confirms once, at the end.
 
     Returns, per copy, whether RabbitMQ confirmed it, and the error that stopped publishing
     (if one did). Callers decide what an unconfirmed copy means for its row.
     """
-    spans: list[tuple[int, int]] = []  # the delivery tags of each copy
-    error: BaseException | None = None
-    try:
-        # Our own confirm mode on a dedicated connection: see queueprio.broker.confirms.
-        with app.connection_for_write(transport_options={"confirm_publish": False}) as conn:
-            tracker = ConfirmTracker(conn.default_channel)
-            returned = returned_on(conn.default_channel)
-            producer = app.amqp.Producer(conn.default_channel, auto_declare=False)
-            try:
-                for job in copies:
-                    first = tracker.next_tag
-                    # No retry: a reconnect would restart the delivery tags.
-                    _publish_copy(app, job, producer, retry=False)
-                    spans.append((first, tracker.next_tag))
-            except Exception as exc:
-                error = exc
-            tracker.wait(conn, float(settings.CONFIRM_TIMEOUT))
-            # A returned (unroutable) message is acked too: RabbitMQ confirms it once it has
-            # decided no queue takes it. It counts as not published.
-            confirmed = [
-                tracker.confirmed(*span) and job.task_id not in returned
-                for job, span in zip(copies, spans, strict=False)
-            ]
-            bounced = [job.task_id for job in copies if job.task_id in returned]
-            if bounced and error is None:
-                error = MessageReturned(f"the broker returned {len(bounced)} message(s): {returned[bounced[0]]}")
-    except Exception as exc:  # the connection itself failed: nothing published is known to be confirmed
-        error, confirmed = exc, [False] * len(spans)
-    confirmed += [False] * (len(copies) - len(spans))
-    if error is None and not all(confirmed):
-        error = TimeoutError("RabbitMQ did not confirm every message")
-    return confirmed, error
+    with Pipeline(app) as pipeline:
+        pipeline.send(copies)
+        return pipeline.collect()

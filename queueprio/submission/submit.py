@@ -40,7 +40,7 @@ from ..models import Job, JobState, PrioritySource, UrgentQuota
 from ..models.querysets import QuotaRow
 from ..priority import validate_priority
 from ..registry import AnyTask, is_priority_task, prepare_arguments, priority_tasks
-from . import admission, dedup, pending, resend
+from . import admission, dedup, pending, resend, roundtrips
 from .jobs import OWN_OPTIONS, admitted_to, capture, new_job, resolve
 from .rejections import record_rejection, refusals_recorded
 
@@ -81,6 +81,9 @@ def submit(
         priority, source = quota_checked(task.name, priority, source, caller_key, quota=quota)
         if key is not None and (joined := dedup.join(task, key, priority, caller_key=caller_key)) is not None:
             return joined
+    # Only a task id the caller chose can already have a row (a frozen signature applied twice,
+    # a chain's last task): a fresh uuid4 needs no look-up (a round trip on PostgreSQL).
+    given = task_id is not None
     task_id = task_id or uuid()
     app = task.app
     in_caller_transaction = transaction.get_connection().in_atomic_block
@@ -89,7 +92,7 @@ def submit(
         message = capture(task, first.producer, args, kwargs, task_id=task_id, priority=priority, options=options)
         job = new_job(task, message, args=args, kwargs=kwargs, priority=priority, source=source)
         job.caller_key, job.idempotency_key = caller_key, key
-        if Job.objects.filter(task_id=task_id).exists():
+        if given and Job.objects.filter(task_id=task_id).exists():
             return resend.resend(task, job)
         with refusals_recorded(task.name, explicit, caller_key):
             try:
@@ -225,7 +228,9 @@ def admit_and_record(
     """
     if not jobs:
         return
-    with transaction.atomic():
+    # PostgreSQL: a single submission in our own transaction takes two round trips (roundtrips).
+    one_trip = len(jobs) == 1 and roundtrips.available()
+    with roundtrips.one_trip_each() if one_trip else transaction.atomic():
         if before_admission is not None:
             before_admission()
         if admitted is None:
@@ -240,7 +245,9 @@ def admit_and_record(
                 job.state, job.published_at = JobState.HELD, None
         if before_insert is not None:
             before_insert()
-        if len(jobs) == 1:
+        if one_trip:
+            roundtrips.insert_committing(jobs[0])
+        elif len(jobs) == 1:
             jobs[0].save(force_insert=True)
         else:
             Job.objects.bulk_create(jobs)
