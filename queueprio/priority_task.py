@@ -80,7 +80,11 @@ class PriorityTask(TaskBase):
             if getattr(running, "queueprio_task", False):
                 retry.follow_up(kind, self, running, args, kwargs, producer=producer, options=options)
                 return self.AsyncResult(task_id)
-        return submit.submit(self, args, kwargs, task_id=task_id, producer=producer, **options)
+        result = submit.submit(self, args, kwargs, task_id=task_id, producer=producer, **options)
+        # As Celery's send_task marks it: get() on an ignored result returns None at once
+        # instead of waiting for a result that will never be stored.
+        result.ignored = bool(options.get("ignore_result", self.ignore_result))
+        return result
 
     def on_replace(self, sig: Any) -> Any:
         # Marks the request, so the apply_async that replace() makes is read as a hand-over.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from celery.exceptions import TimeoutError as CeleryTimeout
 from django.db import transaction
 from kombu import Connection
 
@@ -113,3 +114,16 @@ def test_publish_failure__marks_the_row_and_tells_the_caller(tmp_path) -> None:
     assert job.state == JobState.PUBLISH_FAILED
     assert "publish failed" in job.error
     assert Band.objects.get(pk=job.band_id).queued == 0  # its place in the band is given back
+
+
+def test_ignore_result__get_returns_none_at_once_as_in_celery(broker: Connection, tmp_path) -> None:
+    # No worker runs: a result that will never be stored must not be waited for (Celery's suite,
+    # test_tasks::test_ignore_result, waited its full timeout here).
+    ignored = record.apply_async(args=["x", str(tmp_path / "out.txt")], ignore_result=True)
+    assert ignored.ignored is True
+    assert ignored.get(timeout=1) is None
+    # Control: a result that will be stored is waited for.
+    kept = record.apply_async(args=["y", str(tmp_path / "out.txt")])
+    assert kept.ignored is False
+    with pytest.raises(CeleryTimeout):
+        kept.get(timeout=0.5)
