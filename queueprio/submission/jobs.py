@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 import celery
+from celery.result import AsyncResult
 from django.utils import timezone
 
 from ..broker.message import StoredMessage, capturing, header_time, strip_queueprio_headers
@@ -40,13 +41,25 @@ def capture(
     a soft time limit above the hard one: ``ValueError``; a value the serializer can't encode:
     kombu's ``EncodeError``) — before anything is recorded or published.
     """
+    return capture_with_result(task, producer, args, kwargs, task_id=task_id, priority=priority, options=options)[0]
+
+
+def capture_with_result(
+    task: AnyTask, producer: Any, args: Any, kwargs: Any, *, task_id: str, priority: int, options: dict[str, Any]
+) -> tuple[StoredMessage, AsyncResult[Any]]:
+    """:func:`capture`, and the ``AsyncResult`` Celery made for the call, to hand to the caller.
+
+    Handing back Celery's own object keeps what ``send_task`` did to it: its ``ignored`` mark, and
+    a result backend's subscription (Redis subscribes in ``on_task_call``, and a dropped
+    ``AsyncResult`` unsubscribes in its ``__del__``).
+    """
     options = strip_queueprio_headers(dict(options))
     headers = {**(options.pop("headers", None) or {}), HEADER_PRIORITY: priority}
     with capturing(producer) as (capture_producer, events):
         # ``event_dispatcher`` goes through to Celery's send_task_message; celery-types lists
         # neither it nor a producer that isn't a kombu Producer.
         options.update(event_dispatcher=events)
-        celery.Task.apply_async(
+        result = celery.Task.apply_async(
             task,
             args,
             kwargs,
@@ -56,7 +69,7 @@ def capture(
             headers=headers,
             **options,
         )
-        return capture_producer.take()
+        return capture_producer.take(), result
 
 
 def new_job(

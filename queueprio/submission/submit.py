@@ -41,7 +41,7 @@ from ..models.querysets import QuotaRow
 from ..priority import validate_priority
 from ..registry import AnyTask, is_priority_task, prepare_arguments, priority_tasks
 from . import admission, dedup, pending, resend, roundtrips
-from .jobs import OWN_OPTIONS, admitted_to, capture, new_job, resolve
+from .jobs import OWN_OPTIONS, admitted_to, capture_with_result, new_job, resolve
 from .rejections import record_rejection, refusals_recorded
 
 logger = logging.getLogger("queueprio")
@@ -89,7 +89,9 @@ def submit(
     in_caller_transaction = transaction.get_connection().in_atomic_block
     retry, retry_policy = options.get("retry"), options.get("retry_policy")
     with publish.FirstCopy(app, producer, retry=retry, retry_policy=retry_policy) as first:
-        message = capture(task, first.producer, args, kwargs, task_id=task_id, priority=priority, options=options)
+        message, result = capture_with_result(
+            task, first.producer, args, kwargs, task_id=task_id, priority=priority, options=options
+        )
         job = new_job(task, message, args=args, kwargs=kwargs, priority=priority, source=source)
         job.caller_key, job.idempotency_key = caller_key, key
         if given and Job.objects.filter(task_id=task_id).exists():
@@ -118,7 +120,7 @@ def submit(
                     )
                     log_enqueued(job, caller_key)
                     first.confirm()
-                    return task.AsyncResult(job.task_id)
+                    return result
             except (IntegrityError, dedup.Duplicate):
                 # Another submitter inserted the same idempotency key (or task id) first: join its job.
                 if key is not None and (joined := dedup.join(task, key, priority, caller_key=caller_key)) is not None:
@@ -127,7 +129,7 @@ def submit(
                     return resend.resend(task, job)
                 raise
     log_enqueued(job, caller_key)
-    return task.AsyncResult(job.task_id)
+    return result
 
 
 def celery_options(options: dict[str, Any]) -> dict[str, Any]:
