@@ -392,12 +392,12 @@ class Stages:
 
         from django.db import connection
 
-        from queueprio.broker import publish
+        from queueprio.broker import pipeline, publish
         from queueprio.models.job_queries import JobQuerySet
 
         stages = self
         send, due_for_aging, commit = publish.send, JobQuerySet.due_for_aging, connection.commit
-        send_confirmed = publish.send_confirmed
+        send_confirmed = pipeline.send_confirmed
 
         class TimedDue(JobQuerySet):
             """The due rows' QuerySet: times its evaluation (the SELECT and building the rows)."""
@@ -422,7 +422,7 @@ class Stages:
                 stages.add("publish", time.perf_counter() - start)
 
         def timed_send_confirmed(*a: Any, **kw: Any) -> Any:
-            # The sweep publishes a batch's copies pipelined (publish.send_confirmed).
+            # The sweep publishes a batch's copies pipelined (pipeline.send_confirmed).
             start = time.perf_counter()
             try:
                 return send_confirmed(*a, **kw)
@@ -449,7 +449,7 @@ class Stages:
 
         with ExitStack() as stack:
             stack.enter_context(mock.patch.object(publish, "send", timed_send))
-            stack.enter_context(mock.patch.object(publish, "send_confirmed", timed_send_confirmed))
+            stack.enter_context(mock.patch.object(pipeline, "send_confirmed", timed_send_confirmed))
             stack.enter_context(mock.patch.object(JobQuerySet, "due_for_aging", timed_due))
             stack.enter_context(mock.patch.object(connection, "commit", timed_commit))
             stack.enter_context(connection.execute_wrapper(timed_sql))

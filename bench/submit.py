@@ -150,13 +150,13 @@ class Bench:
 
     def send_batch_event_each(self, n: int) -> list[str]:
         """(c0): ``convert_batch`` with a task-sent event message per job, as before they were chunked."""
-        from queueprio.broker import publish
+        from queueprio.broker import pipeline
 
-        chunk, publish.EVENT_CHUNK = publish.EVENT_CHUNK, 1
+        chunk, pipeline.EVENT_CHUNK = pipeline.EVENT_CHUNK, 1
         try:
             return self.send_batch(n)
         finally:
-            publish.EVENT_CHUNK = chunk
+            pipeline.EVENT_CHUNK = chunk
 
     def send_admitted_dedup(self, n: int) -> list[str]:
         """(d): ``convert`` with a caller key (the urgent quota is consulted) and an idempotency key (dedup)."""

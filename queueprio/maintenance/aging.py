@@ -42,7 +42,7 @@ import celery
 from django.db import connection, transaction
 from django.utils import timezone
 
-from ..broker import publish
+from ..broker import pipeline
 from ..broker.republish import Step as RepublishStep
 from ..broker.republish import record
 from ..conf import settings
@@ -155,7 +155,7 @@ def _sweep_batch(now: datetime, size: int, tasks: dict[str, AnyTask], report: Sw
                 continue
             copies.append((task, job, step, step.priority, job.generation, job.effective_priority))
             job.generation, job.effective_priority = job.generation + 1, step.priority
-        confirmed, error = publish.send_confirmed(celery.current_app, [job for _, job, *_ in copies])
+        confirmed, error = pipeline.send_confirmed(celery.current_app, [job for _, job, *_ in copies])
         for (_, job, step, new_priority, generation, priority), ok in zip(copies, confirmed, strict=True):
             # An unconfirmed copy leaves its row as it was: the old copy stands, the job stays due.
             recorded = ok and record(

@@ -31,7 +31,7 @@ from django.db import close_old_connections, connection, transaction
 from django.db.models import F, Min
 from django.utils import timezone
 
-from ..broker import outcome, publish
+from ..broker import outcome, pipeline
 from ..conf import settings
 from ..exceptions import lost_too_often
 from ..models import AgingReason, AgingStep, Band, Job, JobState
@@ -147,7 +147,7 @@ def _publish(jobs: list[Job], now: datetime, *, on_failure: str | None) -> int:
     the next tick), an unconfirmed recovery stays ``queued`` for the aging sweep's recovery."""
     if not jobs:
         return 0
-    confirmed, error = publish.send_confirmed(celery.current_app, jobs)
+    confirmed, error = pipeline.send_confirmed(celery.current_app, jobs)
     lost = [job for job, ok in zip(jobs, confirmed, strict=True) if not ok]
     if lost and on_failure is not None:
         with transaction.atomic():

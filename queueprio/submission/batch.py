@@ -13,7 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 from kombu.utils.uuid import uuid
 
-from ..broker import publish
+from ..broker import pipeline
 from ..exceptions import PublishFailed, QueueFull, Rejected
 from ..models import Band, Job, JobState, Rejection, UrgentQuota
 from ..priority import validate_priority
@@ -177,7 +177,7 @@ def publish_many(task: AnyTask, jobs: list[Job]) -> None:
     """
     if not jobs:
         return
-    confirmed, error = publish.send_confirmed(task.app, jobs)
+    confirmed, error = pipeline.send_confirmed(task.app, jobs)
     failed = [job for job, ok in zip(jobs, confirmed, strict=True) if not ok]
     if failed:
         _mark_failed(task, failed, error or TimeoutError("the broker did not confirm every message"))

@@ -15,7 +15,7 @@ import logging
 import celery
 from django.db import transaction
 
-from ..broker import outcome, publish
+from ..broker import outcome, pipeline, publish
 from ..exceptions import PublishFailed
 from ..models import Job
 
@@ -36,7 +36,7 @@ def publish_committed(app: celery.Celery, jobs: list[Job]) -> None:
         except PublishFailed as exc:
             report(app, jobs[0], exc)
         return
-    confirmed, error = publish.send_confirmed(app, jobs)
+    confirmed, error = pipeline.send_confirmed(app, jobs)
     for job, ok in zip(jobs, confirmed, strict=True):
         if not ok:
             try:

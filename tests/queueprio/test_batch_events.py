@@ -8,7 +8,7 @@ import pytest
 from kombu import Connection, Exchange, Queue
 from kombu.utils import json
 
-from queueprio.broker import publish
+from queueprio.broker import pipeline
 from queueprio.submission.batch import submit_batch
 from tests.support.tasks import record
 
@@ -36,7 +36,7 @@ def sent_events(queue: Queue) -> tuple[int, list[dict[str, Any]]]:
 
 
 def test_batch__every_task_sent_event_arrives_in_chunks(events: Queue, monkeypatch, tmp_path) -> None:
-    monkeypatch.setattr(publish, "EVENT_CHUNK", 4)
+    monkeypatch.setattr(pipeline, "EVENT_CHUNK", 4)
 
     result = submit_batch(record, [(["x", str(tmp_path / "o")], {})] * 10, priority=5)
 
