@@ -12,9 +12,11 @@ import celery
 
 from ..conf import settings
 from ..models import Job
+
+# ``publish`` through the module: a fault test replaces publish._publish_copy to make a publish fail.
+from . import publish
 from .confirms import ConfirmTracker
 from .events import sent_events
-from .publish import MessageReturned, _publish_copy, returned_on
 
 #: Task-sent events of a pipelined batch go out as one message per this many jobs.
 EVENT_CHUNK = 500
@@ -42,7 +44,7 @@ class Pipeline:
             self._conn = self.app.connection_for_write(transport_options={"confirm_publish": False})
             channel = self._conn.default_channel
             self.tracker = ConfirmTracker(channel)
-            self.returned = returned_on(channel)
+            self.returned = publish.returned_on(channel)
             self.producer = self.app.amqp.Producer(channel, auto_declare=False)
         except Exception as exc:  # nothing can be published: every copy counts as unconfirmed
             self.error = exc
@@ -63,7 +65,7 @@ class Pipeline:
             for job in copies:
                 first = self.tracker.next_tag
                 # No retry: a reconnect would restart the delivery tags.
-                _publish_copy(self.app, job, self.producer, retry=False, events=events, declared=declared)
+                publish._publish_copy(self.app, job, self.producer, retry=False, events=events, declared=declared)
                 self.spans.append((first, self.tracker.next_tag))
                 if len(events) >= EVENT_CHUNK:
                     sent_events(self.app).publish_many(events, self.producer)
@@ -88,7 +90,8 @@ class Pipeline:
                 ]
                 bounced = [job.task_id for job in copies if job.task_id in returned]
                 if bounced and error is None:
-                    error = MessageReturned(f"the broker returned {len(bounced)} message(s): {returned[bounced[0]]}")
+                    why = f"the broker returned {len(bounced)} message(s): {returned[bounced[0]]}"
+                    error = publish.MessageReturned(why)
             except Exception as exc:  # the connection failed: nothing published is known to be confirmed
                 error, confirmed = exc, [False] * len(self.spans)
         confirmed += [False] * (len(copies) - len(confirmed))
