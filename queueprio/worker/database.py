@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from django.db import InterfaceError, OperationalError, connections
 
@@ -44,7 +44,20 @@ def retrying(write: Callable[[], T], *, what: str, using: str = "default") -> T:
             connection = connections[using]
             if limit <= 0 or connection.in_atomic_block or time.monotonic() + delay > deadline:
                 raise
+            if not _away(connection):
+                raise  # the statement is wrong (a missing column, say), not the database away
             logger.warning("database unavailable during %s, retrying in %.1fs: %s", what, delay, str(exc).strip()[:200])
             connection.close()  # broken: the next attempt connects afresh
             time.sleep(delay)
             delay = min(delay * 2, MAX_DELAY)
+
+
+def _away(connection: Any) -> bool:
+    """After an ``OperationalError``: is the database unreachable (retry) rather than the statement
+    refused on a working connection (raise at once: retrying can't help)?"""
+    if connection.connection is None:
+        return True  # it could not connect
+    try:
+        return not connection.is_usable()
+    except Exception:
+        return True

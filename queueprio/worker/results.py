@@ -126,6 +126,11 @@ class LedgerBackend(DatabaseBackend):  # type: ignore[misc]  # django-celery-res
         return result
 
 
+#: django-celery-results added ``date_started`` in 2.6; the lowest version queueprio admits lacks it.
+HAS_DATE_STARTED = any(field.name == "date_started" for field in TaskResult._meta.get_fields())
+COLUMNS = _COLUMNS if HAS_DATE_STARTED else tuple(c for c in _COLUMNS if c != "date_started")
+
+
 def upsert(row: dict[str, Any], *, using: str, now: datetime) -> None:
     """Insert or update ``row`` in django-celery-results' table: one statement (SQLite, PostgreSQL)."""
     connection = connections[using]
@@ -133,16 +138,17 @@ def upsert(row: dict[str, Any], *, using: str, now: datetime) -> None:
     table = quote(TaskResult._meta.db_table)
     started_now = now if row["status"] == states.STARTED else None
     values = {**row, "date_created": now, "date_done": now, "date_started": started_now}
-    names = ", ".join(quote(c) for c in _COLUMNS)
-    marks = ", ".join(["%s"] * len(_COLUMNS))
+    names = ", ".join(quote(c) for c in COLUMNS)
+    marks = ", ".join(["%s"] * len(COLUMNS))
     kept = {"task_id", "date_created", "date_started"}
-    updates = ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in _COLUMNS if c not in kept)
-    started = quote("date_started")
-    # A row that was STARTED keeps its start time; a STARTED written now sets it.
-    updates += f", {started} = COALESCE({table}.{started}, excluded.{started})"
+    updates = ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in COLUMNS if c not in kept)
+    if HAS_DATE_STARTED:
+        started = quote("date_started")
+        # A row that was STARTED keeps its start time; a STARTED written now sets it.
+        updates += f", {started} = COALESCE({table}.{started}, excluded.{started})"
     sql = f"INSERT INTO {table} ({names}) VALUES ({marks}) ON CONFLICT ({quote('task_id')}) DO UPDATE SET {updates}"  # noqa: S608
     with connection.cursor() as cursor:
-        cursor.execute(sql, [values[c] for c in _COLUMNS])
+        cursor.execute(sql, [values[c] for c in COLUMNS])
 
 
 def store_started(task: AnyTask, info: dict[str, Any], *, using: str = "default") -> None:
