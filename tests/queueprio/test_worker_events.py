@@ -19,24 +19,29 @@ from tests.support.worker import running_worker
 pytestmark = [pytest.mark.broker, pytest.mark.django_db(transaction=True)]
 
 
-def confirming_channels(vhost: str) -> list[str]:
-    """RabbitMQ's own list of the vhost's channels in confirm mode (``rabbitmqctl list_channels``)."""
+def confirming_channels(vhost: str, pid: int | None = None) -> list[str]:
+    """RabbitMQ's own list of the vhost's channels in confirm mode (``rabbitmqctl list_channels``),
+    only those of process ``pid``'s connections if given."""
     ctl = shutil.which("rabbitmqctl") or "rabbitmqctl"
     out = subprocess.run([ctl, "-q", "list_channels", "vhost", "confirm", "name"], capture_output=True, text=True)
     rows = [line.split("\t") for line in out.stdout.splitlines() if line.strip()]
-    return [row[2] for row in rows if len(row) == 3 and row[0] == vhost and row[1] == "true"]
+    names = [row[2] for row in rows if len(row) == 3 and row[0] == vhost and row[1] == "true"]
+    if pid is None:
+        return names
+    # A channel is named after its connection's client address: "127.0.0.1:PORT -> ...".
+    ss = subprocess.run(["ss", "-tnpH", "state", "established"], capture_output=True, text=True).stdout
+    ports = {line.split()[2] for line in ss.splitlines() if f"pid={pid}," in line and len(line.split()) > 2}
+    return [name for name in names if name.split(" ")[0] in ports]
 
 
 def worker_channels_confirming(tmp_path: Path) -> list[str]:
-    from project.celery import app
-
     out = tmp_path / "out.txt"
-    with running_worker(tmp_path):
+    with running_worker(tmp_path) as worker:
         for label in ("one", "two"):
             result = record.apply_async(args=[label, str(out)])
             wait_for(lambda: finished(result.id), timeout=60, message="the job to finish")  # noqa: B023
-        app.pool.force_close_all()  # the test's own (confirming) connections: only the worker's remain
-        return confirming_channels(settings.TEST_VHOST)
+        # The worker's main process publishes the events; the test's own channels confirm.
+        return confirming_channels(settings.TEST_VHOST, worker.proc.pid)
 
 
 def test_worker__events_do_not_wait_for_confirms(tmp_path: Path, broker: Connection) -> None:
