@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import statistics
 import subprocess
 import sys
@@ -62,6 +61,7 @@ from bench.common import (
     isolated_django,
     load_average,
     print_table,
+    production_env,
     purge_queue,
     queue_depth,
     throwaway_vhost,
@@ -482,12 +482,7 @@ def sweep_once(ledger: Ledger, queue: str, *, stages: Stages | None = None) -> f
 def child(args: argparse.Namespace) -> int:
     from bench.submit import check_confirms
 
-    env = {
-        "QUEUEPRIO_LOG_LEVEL": args.log_level,
-        "DJANGO_DEBUG": "0",
-        # Required with DEBUG off; a throwaway one, nothing is signed that outlives the run.
-        "DJANGO_SECRET_KEY": os.environ.get("DJANGO_SECRET_KEY") or secrets.token_urlsafe(50),
-    }
+    env = production_env(log_level=args.log_level)
     load_before = load_average()
     with (
         throwaway_vhost("queueprio-agingbench") as vhost,

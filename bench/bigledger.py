@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
-import secrets
 import statistics
 import sys
 import time
@@ -36,7 +35,7 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from bench.common import isolated_django, load_average, print_table, purge_queue, throwaway_vhost
+from bench.common import isolated_django, load_average, print_table, production_env, purge_queue, throwaway_vhost
 
 TARGET = 1.2
 SOURCE = "in.csv"
@@ -223,7 +222,7 @@ def prune_child(cut: int, result: Any) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    env = {"QUEUEPRIO_LOG_LEVEL": "WARNING", "DJANGO_DEBUG": "0", "DJANGO_SECRET_KEY": secrets.token_urlsafe(50)}
+    env = production_env()
     load_before = load_average()
     with (
         throwaway_vhost("queueprio-bench-big") as vhost,

@@ -14,6 +14,7 @@ import cProfile
 import os
 import platform
 import pstats
+import secrets
 import shutil
 import statistics
 import subprocess
@@ -66,6 +67,21 @@ def throwaway_vhost(prefix: str = "queueprio-bench") -> Iterator[str]:
 
 
 # --- Django ------------------------------------------------------------------------
+
+
+def production_env(*, log_level: str = "WARNING", debug: bool = False, **extra: str) -> dict[str, str]:
+    """The environment a bench's Django runs under: production-like unless asked otherwise.
+
+    DEBUG off (with it on, Django records and keeps every query), queueprio's log at
+    ``log_level``, and a secret key, required with DEBUG off: the caller's, or a throwaway one
+    (nothing signed outlives the run).
+    """
+    return {
+        "QUEUEPRIO_LOG_LEVEL": log_level,
+        "DJANGO_DEBUG": "1" if debug else "0",
+        "DJANGO_SECRET_KEY": os.environ.get("DJANGO_SECRET_KEY") or secrets.token_urlsafe(50),
+        **extra,
+    }
 
 
 @contextmanager

@@ -18,7 +18,6 @@ import argparse
 import json
 import multiprocessing
 import os
-import secrets
 import statistics
 import sys
 import time
@@ -34,6 +33,7 @@ from bench.common import (
     isolated_django,
     load_average,
     print_table,
+    production_env,
     purge_queue,
     queue_depth,
     throwaway_vhost,
@@ -163,7 +163,7 @@ def no_band_for(priority: int) -> Iterator[None]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     counts = [int(n) for n in args.processes.split(",")]
-    env = {"QUEUEPRIO_LOG_LEVEL": "WARNING", "DJANGO_DEBUG": "0", "DJANGO_SECRET_KEY": secrets.token_urlsafe(50)}
+    env = production_env()
     load_before = load_average()
     with (
         throwaway_vhost("queueprio-bench-conc") as vhost,

@@ -34,7 +34,6 @@ import itertools
 import math
 import os
 import random
-import secrets
 import signal
 import statistics
 import subprocess
@@ -49,7 +48,16 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from bench.common import ROOT, environment, isolated_django, load_average, print_table, queue_depth, throwaway_vhost
+from bench.common import (
+    ROOT,
+    environment,
+    isolated_django,
+    load_average,
+    print_table,
+    production_env,
+    queue_depth,
+    throwaway_vhost,
+)
 
 EXIT_TIMING = 1
 EXIT_LOST = 2
@@ -286,12 +294,7 @@ def monotonic(values: list[float], *, tolerance: float = 0.0) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    env = {
-        "QUEUEPRIO_EXTRA_TASK_MODULES": "bench.soak_tasks",
-        "QUEUEPRIO_LOG_LEVEL": "WARNING",
-        "DJANGO_DEBUG": "0",
-        "DJANGO_SECRET_KEY": os.environ.get("DJANGO_SECRET_KEY") or secrets.token_urlsafe(50),
-    }
+    env = production_env(QUEUEPRIO_EXTRA_TASK_MODULES="bench.soak_tasks")
     load_before = load_average()
     with (
         throwaway_vhost("queueprio-soak") as vhost,

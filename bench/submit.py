@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import secrets
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -48,6 +46,7 @@ from bench.common import (
     isolated_django,
     load_average,
     print_table,
+    production_env,
     profiled,
     purge_queue,
     queue_depth,
@@ -347,12 +346,7 @@ def profile_phase(run: Run, *, queue: str, out_dir: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    env = {
-        "QUEUEPRIO_LOG_LEVEL": args.log_level,
-        "DJANGO_DEBUG": "1" if args.debug else "0",
-        # Required with DEBUG off; a throwaway one, nothing is signed that outlives the run.
-        "DJANGO_SECRET_KEY": os.environ.get("DJANGO_SECRET_KEY") or secrets.token_urlsafe(50),
-    }
+    env = production_env(log_level=args.log_level, debug=args.debug)
     load_before = load_average()
     with throwaway_vhost() as vhost, isolated_django(vhost, database_url=args.database_url, env=env) as tmp:
         from django.conf import settings

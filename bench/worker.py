@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import statistics
 import subprocess
 import sys
@@ -39,7 +38,15 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from bench.common import environment, isolated_django, load_average, print_table, purge_queue, throwaway_vhost
+from bench.common import (
+    environment,
+    isolated_django,
+    load_average,
+    print_table,
+    production_env,
+    purge_queue,
+    throwaway_vhost,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_QB = 1.0
@@ -177,12 +184,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--database-url")
     options = parser.parse_args()
-    env = {
-        "QUEUEPRIO_LOG_LEVEL": "WARNING",
-        # As in production: with DEBUG on, Django also records every query (and keeps it).
-        "DJANGO_DEBUG": "0",
-        "DJANGO_SECRET_KEY": os.environ.get("DJANGO_SECRET_KEY") or secrets.token_urlsafe(50),
-    }
+    env = production_env()
     with throwaway_vhost() as vhost, isolated_django(vhost, database_url=options.database_url, env=env) as tmp:
         from django.conf import settings
 

@@ -82,7 +82,8 @@ class PriorityTask(TaskBase):
                 return self.AsyncResult(task_id)
         result = submit.submit(self, args, kwargs, task_id=task_id, producer=producer, **options)
         # As Celery's send_task marks it: get() on an ignored result returns None at once
-        # instead of waiting for a result that will never be stored.
+        # instead of waiting for a result that will never be stored. (A fresh job's result is
+        # Celery's own, marked already; a joined duplicate's or a resent job's is not.)
         result.ignored = bool(options.get("ignore_result", self.ignore_result))
         return result
 

@@ -5,8 +5,10 @@ for seconds. Without this, a copy whose claim failed was acknowledged and the jo
 aging sweep's recovery (minutes), and a run whose finish failed after its body had run was left
 ``started`` with a lapsing lease, so the lease recovery ran it again: a second completion.
 
-:func:`retrying` runs a worker write again on ``OperationalError`` / ``InterfaceError``, after
-dropping the broken connection, with exponential backoff (0.1 s doubling to 5 s) for up to
+:func:`retrying` runs a worker write again on ``OperationalError`` / ``InterfaceError`` when the
+connection is gone or unusable (a statement refused on a working connection, a missing column or
+SQLite's lock after its own busy timeout, is raised at once), after dropping the broken
+connection, with exponential backoff (0.1 s doubling to 5 s) for up to
 ``QUEUEPRIO_DATABASE_RETRY_SECONDS`` (60; 0 switches it off). Each write it wraps is a whole
 transaction that is safe to run again: the claim (with the ``STARTED`` result it writes), and the
 finish (with the result it writes). Inside an enclosing transaction nothing is retried.
