@@ -23,7 +23,7 @@ class Defaults:
     DEFAULT_PRIORITY: int = 5
     #: The priority queue every queueprio task goes to unless routed elsewhere.
     QUEUE: str = "queueprio"
-    #: Optional reserved lane: jobs at this priority or more urgent also go to ``LANE_QUEUE``.
+    #: Optional reserved lane: jobs at this priority or more urgent go to ``LANE_QUEUE`` instead.
     LANE_MAX_PRIORITY: int | None = None
     LANE_QUEUE: str = "queueprio.critical"
     #: Seconds to wait for the broker to confirm a publish.
@@ -65,8 +65,8 @@ class Defaults:
     AGING_MAX_BOOST: int = 4
     AGING_INTERVAL_SECONDS: float = 30.0
     AGING_BATCH_SIZE: int = 500
-    #: A queued job whose newest copy is older than this many thresholds without being
-    #: claimed is presumed lost and republished (see ``queueprio.maintenance.aging``).
+    #: Recovery stops republishing a queued job (presumed lost) once it has this many
+    #: generations: a bound on the copies one job can have (``queueprio.maintenance.aging``).
     AGING_MAX_COPIES: int = 8
     # --- admission -----------------------------------------------------------------
     #: Initial bands: (name, most urgent, least urgent, max queued jobs, soft s, hard s).

@@ -117,6 +117,9 @@ class Command(BaseCommand):
 
     def cancel_leftovers(self) -> None:
         """Jobs an interrupted earlier demo left waiting would run first and blur the picture: cancel them."""
+        # The demo plays the operator here, who would filter the admin's job list: it reads the
+        # ledger's model by name (no import of queueprio's internals; the public API has no
+        # query by argument).
         Job = apps.get_model("queueprio", "Job")
         waiting = Job.objects.filter(state__in=["queued", "scheduled"], args__0__startswith="demo/")
         ids = list(waiting.values_list("task_id", flat=True))
@@ -343,6 +346,7 @@ def beat_every(sweep: int, rollup: int) -> Iterator[None]:
 def band_limit(priority: int, room: int) -> Iterator[int]:
     """The band of ``priority`` takes ``room`` more queued jobs for the demo (an operator would set it in the
     admin, Priority bands); its limit restored after. Yields the limit."""
+    # As the admin's band page does, by the model's name (the public API has no band editor).
     Band = apps.get_model("queueprio", "Band")
     band = Band.objects.get(most_urgent__lte=priority, least_urgent__gte=priority)
     saved = band.max_queued
