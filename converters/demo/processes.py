@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import signal
+import socket
 import subprocess
 import time
 import urllib.error
@@ -104,6 +105,25 @@ def http_ok(url: str, *, user: str = "", password: str = "") -> bool:
             return 200 <= int(response.status) < 300
     except (OSError, urllib.error.URLError, ValueError):
         return False
+
+
+def taken(ports: dict[str, int], host: str = "127.0.0.1") -> list[str]:
+    """What to tell the user about each of ``ports`` (by the name of its process) that another program holds.
+
+    Asked before the processes start: once they run, an answer on the port can't tell the demo's
+    own server from another one (another dev server answers 200 too, and the demo would print
+    URLs to it).
+    """
+    messages = []
+    for name, port in ports.items():
+        with socket.socket() as probe:
+            # SO_REUSEADDR: a port a stopped demo left in TIME_WAIT is free to take again.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, port))
+            except OSError as error:
+                messages.append(f"{name}: port {port} on {host} is taken by another program ({error.strerror})")
+    return messages
 
 
 def logged(text: str) -> Callable[[Process], bool]:

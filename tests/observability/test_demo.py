@@ -15,7 +15,7 @@ from django.core.management import CommandError, call_command
 from kombu import Connection
 
 from converters.demo import report
-from converters.demo.processes import Process, http_ok, wait_until_up
+from converters.demo.processes import Process, http_ok, taken, wait_until_up
 from converters.management.commands import demo
 from queueprio.models import Band
 from tests.support.flower import free_port
@@ -87,6 +87,36 @@ def test_demo_web__the_control_a_free_port_comes_up(tmp_path: Path) -> None:
         assert wait_until_up([web], timeout=60) == []
     finally:
         web.stop()
+
+
+def test_taken__a_port_another_server_answers_on_is_named_before_anything_starts() -> None:
+    # Given another HTTP server on the web port, answering 200 (as another dev server would:
+    # the demo's "is it up" check would take it for its own web server)
+    import http.server
+    import threading
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    port = server.server_address[1]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        assert http_ok(f"http://127.0.0.1:{port}/")  # the control: the up-check alone is fooled
+        free = free_port()
+        # When the demo asks before starting, then it names the process and the port
+        [message] = taken({"web": port, "flower": free})
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert message.startswith(f"web: port {port} on 127.0.0.1 is taken by another program")
+    assert taken({"web": port, "flower": free}) == []  # released: free again
+
+
+def test_demo__a_taken_port_stops_it_before_any_process_starts(tmp_path: Path) -> None:
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        with pytest.raises(CommandError, match=f"web: port {port} .* taken"):
+            call_command("demo", "--port", str(port), "--flower-port", str(free_port()), "--exit")
 
 
 def test_wait_until_up__a_process_that_never_answers_times_out(tmp_path: Path) -> None:

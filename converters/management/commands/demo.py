@@ -34,7 +34,7 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from converters import convert, convert_batch
 from converters.demo import report
-from converters.demo.processes import Process, http_ok, logged, wait_until_up
+from converters.demo.processes import Process, http_ok, logged, taken, wait_until_up
 from queueprio import Priority, QueueFull, jobs, revoke
 
 WORKER_PROCESSES = 2
@@ -62,6 +62,9 @@ class Command(BaseCommand):
         parser.add_argument("--exit", action="store_true", help="stop everything after showing the results")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        held = taken({"web": options["port"], "flower": options["flower_port"]})
+        if held:
+            raise CommandError("; ".join(held) + " (--port and --flower-port choose others)")
         call_command("migrate", verbosity=0)
         # The demo tells what happens itself; queueprio's own log lines (each submission, the refusal)
         # would bury it. (After migrate: its first look at the task registry re-applies LOGGING.)
