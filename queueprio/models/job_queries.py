@@ -45,9 +45,11 @@ class JobQuerySet(models.QuerySet["Job"]):
         row: tuple[str, str, int] | None = first_row(
             self.db,
             "SELECT task_id, state, effective_priority FROM {table} "
-            "WHERE idempotency_key = %s AND state IN (%s, %s, %s) LIMIT 1",
+            "WHERE idempotency_key = %s AND state IN (%s, %s, %s, %s) LIMIT 1",
             self.model,
-            [key, SCHEDULED, QUEUED, STARTED],
+            # Every state of the partial unique index: a key left out here would pass dedup and
+            # then fail the insert with an IntegrityError.
+            [key, SCHEDULED, QUEUED, HELD, STARTED],
         )
         return row
 
@@ -212,13 +214,21 @@ class JobQuerySet(models.QuerySet["Job"]):
             _bands(self).stop(band)
         return ended
 
-    def raise_scheduled(self, task_id: str, priority: int) -> bool:
-        """A more urgent duplicate of a scheduled job: it will be published at ``priority`` when due."""
-        return bool(
-            self.filter(task_id=task_id, state=SCHEDULED, effective_priority__gt=priority).update(
-                requested_priority=priority, effective_priority=priority
-            )
+    def raise_waiting(self, task_id: str, priority: int, *, band_id: int | None = None) -> bool:
+        """A more urgent duplicate of a job with no message in the broker: the ledger row is raised.
+
+        A ``scheduled`` job holds no band place yet: it moves to ``band_id`` (the new priority's
+        band), whose place it takes when due. A ``held`` job keeps its band (and place), as
+        aging leaves it: it is released in its band's priority order.
+        """
+        band = {} if band_id is None else {"band_id": band_id}
+        raised = self.filter(task_id=task_id, state=SCHEDULED, effective_priority__gt=priority).update(
+            requested_priority=priority, effective_priority=priority, **band
         )
+        raised += self.filter(task_id=task_id, state=HELD, effective_priority__gt=priority).update(
+            requested_priority=priority, effective_priority=priority
+        )
+        return bool(raised)
 
     def next_generation(self, task_id: str, *, states: tuple[str, ...], **changes: Any) -> Job | None:
         """Bump the generation of ``task_id`` if it is in one of ``states`` (and apply ``changes``);

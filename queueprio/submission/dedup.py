@@ -46,8 +46,9 @@ def join(task: AnyTask, key: str, priority: int, *, caller_key: str = "") -> Asy
         return None
     task_id, state, effective = row
     raised = False
-    if priority < effective and state == JobState.SCHEDULED:
-        raised = Job.objects.raise_scheduled(task_id, priority)
+    if priority < effective and state in (JobState.SCHEDULED, JobState.HELD):
+        target = admission.band_for(priority) if state == JobState.SCHEDULED else None
+        raised = Job.objects.raise_waiting(task_id, priority, band_id=target.pk if target else None)
     elif priority < effective and state == JobState.QUEUED:
         raised = _raise_queued(Job.objects.get(task_id=task_id), priority, caller_key)
     logger.info("dedup task_id=%s task=%s key=%s priority=%s raised=%s", task_id, task.name, key, priority, raised)

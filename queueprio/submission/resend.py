@@ -7,8 +7,9 @@ replaced task's id). Each send is a run. queueprio keeps one row per task id, so
 * the row is **finished** (succeeded, failed, ignored, replaced, ...): the job runs again under
   the same row, with the new message, at the new call's priority, through admission like a new
   job (a new generation: every older copy is stale);
-* the row is **queued or scheduled**: the new message replaces the waiting one (a new
-  generation); the job still runs once — the newer message wins;
+* the row is **queued, held or scheduled**: the new message replaces the waiting one (a new
+  generation, and the band place a queued or held row holds); the job still runs once — the
+  newer message wins;
 * the row is **started** (another process runs it) or **cancelled** (revoked: it must never
   run again): nothing is sent; the caller's result is the running or revoked job's.
 """
@@ -23,7 +24,7 @@ from django.db import transaction
 from django.db.models import F
 
 from ..broker import publish
-from ..models import AgingReason, AgingStep, Band, Job, JobState
+from ..models import WAITING_STATES, AgingReason, AgingStep, Band, Job, JobState
 from ..registry import AnyTask
 from . import admission, pending
 from .jobs import admitted_to
@@ -65,7 +66,8 @@ def resend(task: AnyTask, fresh: Job) -> AsyncResult[Any]:
                 "resend ignored task_id=%s task=%s state=%s", fresh.task_id, task.name, row.state if row else "-"
             )
             return task.AsyncResult(fresh.task_id)
-        if fresh.state == JobState.QUEUED and row.state == JobState.QUEUED:
+        holds_a_place = row.state in WAITING_STATES  # queued or held
+        if fresh.state == JobState.QUEUED and holds_a_place:
             admitted = admission.Admission.of(row.band)  # it keeps its place
         elif fresh.state == JobState.QUEUED:
             admitted, _ = admission.admit(fresh.requested_priority)  # QueueFull like any submission
@@ -84,7 +86,7 @@ def resend(task: AnyTask, fresh: Job) -> AsyncResult[Any]:
             worker_losses=0,
         )
         Job.objects.filter(pk=row.pk).update(**changes)
-        if row.state == JobState.QUEUED and fresh.state != JobState.QUEUED:
+        if holds_a_place and fresh.state != JobState.QUEUED:
             Band.objects.release(row.band_id)
         AgingStep.objects.create(
             job=row,
