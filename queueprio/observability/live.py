@@ -22,6 +22,8 @@ class BandLoad:
     running: int
     max_queued: int | None
     max_running: int | None
+    #: Drift the reconcile found in this band's counters and corrected, in all (``Band.corrections``).
+    corrections: int = 0
 
 
 def band_load() -> list[BandLoad]:
@@ -43,6 +45,7 @@ def band_load() -> list[BandLoad]:
             counts.get((band.pk, JobState.STARTED), 0),
             band.max_queued,
             band.max_running,
+            band.corrections,
         )
         for band in Band.objects.order_by("most_urgent")
     ]

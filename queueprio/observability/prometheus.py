@@ -89,12 +89,19 @@ class QueueprioCollector(Collector):
             "Each limited band's running limit (bands without one are absent).",
             labels=["band"],
         )
+        # Should stay 0: a rise means some path moved a job without its band's counter (alert on it).
+        corrections = CounterMetricFamily(
+            "queueprio_band_counter_corrections",
+            "Drift the reconcile found in each band's counters and corrected (jobs).",
+            labels=["band"],
+        )
         for band in live.band_load():
             for name, family in families.items():
                 family.add_metric([band.name], getattr(band, name))
             if band.max_running is not None:
                 limit.add_metric([band.name], band.max_running)
-        yield from (*families.values(), limit)
+            corrections.add_metric([band.name], band.corrections)
+        yield from (*families.values(), limit, corrections)
 
     def counters(self) -> Iterator[Metric]:
         families = {

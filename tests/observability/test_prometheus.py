@@ -52,6 +52,25 @@ def test_scrape__gauges_are_live_from_the_ledger() -> None:
     assert 90 <= oldest < 150
 
 
+def test_scrape__counter_drift_the_reconcile_corrected_is_a_counter() -> None:
+    from queueprio.maintenance.reconcile import reconcile
+    from queueprio.models import Band
+
+    def corrections() -> float:
+        samples = scrape()["queueprio_band_counter_corrections"]
+        return value(samples, "queueprio_band_counter_corrections_total", band="normal")
+
+    assert corrections() == 0
+    # Given a counter that drifted from the ledger by three, when the reconcile corrects it
+    Band.objects.filter(name="normal").update(queued=3)
+    [drift] = reconcile()
+    assert (drift.band, drift.counter, drift.ledger) == ("normal", 3, 0)
+    # Then the scrape counts it, and a balanced reconcile adds nothing
+    assert corrections() == 3
+    assert reconcile() == []
+    assert corrections() == 3
+
+
 def test_scrape__counters_and_histograms_from_the_rolled_up_totals() -> None:
     # Given a minute with two jobs at priority 2 (waits 1 s and 20 s), a rejection and an aging step
     now = timezone.now()
