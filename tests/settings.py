@@ -49,5 +49,7 @@ for _name in Defaults.__dataclass_fields__:
 # tests/queueprio/test_connections.py): an explicit setting wins over configure(app).
 if os.environ.get("QUEUEPRIO_TEST_CELERY_DB_REUSE_MAX"):
     CELERY_DB_REUSE_MAX = json.loads(os.environ["QUEUEPRIO_TEST_CELERY_DB_REUSE_MAX"])
+if os.environ.get("QUEUEPRIO_TEST_PROGRESS_INTERVAL"):
+    QUEUEPRIO_PROGRESS_INTERVAL_SECONDS = float(os.environ["QUEUEPRIO_TEST_PROGRESS_INTERVAL"])
 if os.environ.get("QUEUEPRIO_TEST_CONN_MAX_AGE"):
     DATABASES["default"]["CONN_MAX_AGE"] = json.loads(os.environ["QUEUEPRIO_TEST_CONN_MAX_AGE"])

@@ -119,11 +119,24 @@ def slow(label: str, path: str, seconds: float) -> str:
 
 @shared_task(name="sem.progressing", base=PriorityTask)
 def progressing(path: str, steps: int, seconds: float) -> int:
-    """Reports its progress step by step, ``seconds`` apart, then records that it finished."""
+    """Reports its progress step by step, ``seconds`` apart, then records that it finished and how
+    many statements reached the ledger's table meanwhile (counted at the connection, not by
+    ``progress``'s own answer)."""
+    from django.db import connection
+
     from queueprio import progress
 
-    for step in range(steps):
-        progress(done=step, total=steps, note=f"step {step}")
-        time.sleep(seconds)
+    writes = 0
+
+    def count(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        nonlocal writes
+        writes += sql.lstrip().upper().startswith("UPDATE") and "queueprio_job" in sql
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(count):
+        for step in range(steps):
+            progress(done=step, total=steps, note=f"step {step}")
+            time.sleep(seconds)
+    append_line(path, f"writes {writes}")
     append_line(path, "done")
     return steps
