@@ -7,8 +7,7 @@ from collections.abc import Iterable
 
 import celery
 
-from ..broker.outcome import store_revoked
-from ..models import Job, JobState
+from ..models import JobState
 from ..worker.revoke import end_in_ledger
 
 logger = logging.getLogger("queueprio")
@@ -24,8 +23,5 @@ def revoke(task_ids: str | Iterable[str], *, terminate: bool = False, signal: st
     """
     ids = [task_ids] if isinstance(task_ids, str) else list(task_ids)
     cancelled = end_in_ledger(ids, JobState.CANCELLED, reason="revoked (queueprio.revoke)")
-    app = celery.current_app
-    for job in Job.objects.filter(task_id__in=cancelled):
-        store_revoked(app, job, "revoked (queueprio.revoke)")
-    app.control.revoke(ids, terminate=terminate, signal=signal or "SIGTERM")
+    celery.current_app.control.revoke(ids, terminate=terminate, signal=signal or "SIGTERM")
     return len(cancelled)

@@ -22,19 +22,30 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
+import celery
 from celery.utils.functional import maybe_list
 from celery.worker.control import Panel
 from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
+from ..broker.outcome import store_revoked
 from ..models import Band, Job, JobState
 
 logger = logging.getLogger("queueprio")
 
 
-def end_in_ledger(task_ids: Iterable[str], state: str, *, reason: str, running: bool = False) -> list[str]:
+def end_in_ledger(
+    task_ids: Iterable[str], state: str, *, reason: str, running: bool = False, store: bool = True
+) -> list[str]:
     """End jobs that have not run (``cancelled`` or ``expired``), giving their band places back;
-    with ``running``, also a started one (its run was terminated). Returns the ids that ended."""
+    with ``running``, also a started one (its run was terminated). Returns the ids that ended.
+
+    Each one that ended here also gets Celery's ``REVOKED`` result (``store``), as a worker stores
+    it when it drops a revoked or expired message: the job may have no message left to drop (a
+    scheduled job, a worker restarted since the revoke), and its caller, or a chord waiting for
+    it, would wait for ever. Only the caller that ended the row stores it, so a broadcast that
+    reaches several workers stores it once.
+    """
     now, ended = timezone.now(), []
     for task_id in task_ids:
         with transaction.atomic():  # the row and its band's counter change together
@@ -46,6 +57,10 @@ def end_in_ledger(task_ids: Iterable[str], state: str, *, reason: str, running: 
         if done:
             ended.append(task_id)
             logger.info("%s task_id=%s: %s", state, task_id, reason)
+    if store and ended:
+        app = celery.current_app
+        for job in Job.objects.filter(task_id__in=ended):
+            store_revoked(app, job, reason)
     return ended
 
 
@@ -65,7 +80,8 @@ def on_task_revoked(request: Any, terminated: bool, expired: bool, reason: str |
     why = "expired before it ran" if expired else ("terminated by a revoke" if terminated else "revoked")
     close_old_connections()
     try:
-        end_in_ledger([str(request.id)], state, reason=why, running=terminated)
+        # Celery stores this revoke's result itself.
+        end_in_ledger([str(request.id)], state, reason=why, running=terminated, store=False)
     finally:
         release_sqlite()
 

@@ -4,6 +4,7 @@ its row ends ``expired`` and its band place is given back."""
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from kombu import Connection
 
 from queueprio.broker.message import header_time
 from queueprio.broker.publish import message_of
+from queueprio.maintenance.due import release_due
 from queueprio.models import Band, Job, JobState
 from tests.celery_semantics.conftest import age_now
 from tests.support.ledger import finished
@@ -48,6 +50,18 @@ def test_expired_while_waiting__never_runs_and_the_sweep_ends_it(tmp_path: Path,
         wait_for(lambda: finished(kept.id), timeout=60)
     assert lines(out) == ["add 3 3"]
     assert Band.objects.get(pk=band).queued == 0
+
+
+def test_expired_while_scheduled__ends_expired_and_the_caller_hears_revoked(broker: Connection, out: str) -> None:
+    # A countdown job waits in the ledger, with no message anywhere, and expires there
+    result = add.apply_async((6, 6, out), priority=5, countdown=60, expires=61)
+    past = timezone.now() - timedelta(seconds=1)
+    Job.objects.filter(task_id=result.id).update(eta=past, expires_at=past)
+    assert release_due() == 0  # nothing published
+    assert Job.objects.get(task_id=result.id).state == JobState.EXPIRED
+    # No worker will ever drop a message for it: the caller gets Celery's REVOKED from the ledger
+    # (before: PENDING for ever)
+    assert result.state == "REVOKED"
 
 
 def test_expired_in_the_queue__the_worker_drops_it_and_the_ledger_says_expired(
