@@ -15,6 +15,7 @@ from ..priority import next_aging_at, validate_priority
 from ..registry import priority_tasks
 from ..submission.admission import band_for
 from ..submission.retry import queue_again
+from ..worker.revoke import end_in_ledger
 from .cancel import revoke
 
 logger = logging.getLogger("queueprio")
@@ -31,8 +32,12 @@ def set_priority(jobs: Iterable[Job], priority: int, *, changed_by: str = "") ->
     validate_priority(priority)
     tasks = priority_tasks()
     moved = 0
+    now = timezone.now()
     for job in jobs:
         if job.state != JobState.QUEUED or job.task_name not in tasks or job.effective_priority == priority:
+            continue
+        if job.expires_at is not None and job.expires_at <= now:  # a new copy would only be dropped
+            end_in_ledger([job.task_id], JobState.EXPIRED, reason="expired while it waited")
             continue
         target = band_for(priority)
         move = target is not None and target.pk != job.band_id

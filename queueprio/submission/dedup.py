@@ -7,7 +7,9 @@ from typing import Any
 
 from celery.result import AsyncResult
 from django.db import transaction
+from django.utils import timezone
 
+from ..broker.outcome import store_revoked
 from ..broker.republish import Step, republish
 from ..locks import serialise_on
 from ..models import AgingReason, Band, Job, JobState
@@ -45,6 +47,8 @@ def join(task: AnyTask, key: str, priority: int, *, caller_key: str = "") -> Asy
     if row is None:
         return None
     task_id, state, effective = row
+    if state != JobState.STARTED and _end_if_expired(task.app, task_id):
+        return None  # the key's job expired before it ran: this submission makes a new job
     raised = False
     if priority < effective and state in (JobState.SCHEDULED, JobState.HELD):
         target = admission.band_for(priority) if state == JobState.SCHEDULED else None
@@ -53,6 +57,21 @@ def join(task: AnyTask, key: str, priority: int, *, caller_key: str = "") -> Asy
         raised = _raise_queued(Job.objects.get(task_id=task_id), priority, caller_key)
     logger.info("dedup task_id=%s task=%s key=%s priority=%s raised=%s", task_id, task.name, key, priority, raised)
     return task.AsyncResult(task_id)
+
+
+def _end_if_expired(app: Any, task_id: str) -> bool:
+    """End the waiting job ``task_id`` as ``expired`` if its ``expires`` passed (the sweep would,
+    at its next round): joining it would hand the caller a job that never runs."""
+    now, reason = timezone.now(), "expired while it waited"
+    with transaction.atomic():
+        ended, band = Job.objects.filter(expires_at__lte=now).end_waiting(
+            task_id, JobState.EXPIRED, error=reason, now=now
+        )
+        if ended:
+            Band.objects.release(band)
+    if ended:
+        store_revoked(app, Job.objects.get(task_id=task_id), reason)
+    return ended
 
 
 def _raise_queued(job: Job, priority: int, caller_key: str) -> bool:

@@ -74,3 +74,25 @@ def test_expired_in_the_queue__the_worker_drops_it_and_the_ledger_says_expired(
     assert lines(out) == []
     assert result.state == "REVOKED"
     assert Band.objects.get(pk=row.band_id).queued == 0
+
+
+def test_duplicate_of_an_expired_job__makes_a_new_job(broker: Connection, out: str) -> None:
+    first = add.apply_async((7, 7, out), priority=5, expires=60, idempotency_key="e")
+    # expired in the ledger, before any sweep came round to end it
+    Job.objects.filter(task_id=first.id).update(expires_at=timezone.now() - timedelta(seconds=1))
+    again = add.apply_async((7, 7, out), priority=5, idempotency_key="e")
+    # Joining would have handed the caller a job no worker will run (before: the same id)
+    assert again.id != first.id
+    assert Job.objects.get(task_id=first.id).state == JobState.EXPIRED
+    assert first.state == "REVOKED"
+    assert Job.objects.get(task_id=again.id).state == JobState.QUEUED
+
+
+def test_set_priority_of_an_expired_job__ends_it_instead_of_a_new_copy(broker: Connection, out: str) -> None:
+    from queueprio.operations.actions import set_priority
+
+    result = add.apply_async((8, 8, out), priority=9, expires=60)
+    Job.objects.filter(task_id=result.id).update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert set_priority(Job.objects.filter(task_id=result.id), 1, changed_by="admin") == 0
+    assert Job.objects.get(task_id=result.id).state == JobState.EXPIRED
+    assert len(drain(broker)) == 1  # the first copy only: no second one published
