@@ -11,14 +11,15 @@ statement; on SQLite the whole submission holds the database write lock (IMMEDIA
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import connection
+from django.db.models import Q
 from django.utils import timezone
 
 from ..exceptions import QueueFull, QuotaExceeded
 from ..locks import serialise_on
-from ..models import Band, Job, QuotaPolicy, UrgentQuota
+from ..models import AgingReason, AgingStep, Band, Job, QuotaPolicy, UrgentQuota
 from ..models.querysets import QuotaRow
 
 
@@ -120,6 +121,21 @@ def counted(quota: QuotaRow | None, priority: int) -> bool:
     return quota is not None and quota[0] is not None and priority <= quota[1]
 
 
+def quota_used(caller_key: str, max_priority: int, since: datetime) -> int:
+    """What ``caller_key`` used of the urgent quota since ``since``: its urgent jobs submitted
+    since, and its duplicates that raised a job to an urgent priority since (a ``dedup`` step by
+    this caller), unless the raised job is one of its own counted already."""
+    own = Q(caller_key=caller_key, requested_priority__lte=max_priority, queued_at__gte=since)
+    jobs = Job.objects.filter(own).count()
+    raises = (
+        AgingStep.objects.filter(reason=AgingReason.DEDUP, caller_key=caller_key, at__gte=since)
+        .filter(to_priority__lte=max_priority)
+        .exclude(job__caller_key=caller_key, job__requested_priority__lte=max_priority, job__queued_at__gte=since)
+        .count()
+    )
+    return jobs + raises
+
+
 def apply_quota(
     priority: int, caller_key: str, count: int = 1, *, serialised: bool = False, quota: QuotaRow | None = None
 ) -> tuple[int, str | None]:
@@ -145,8 +161,7 @@ def apply_quota(
     if serialised:
         serialise_on(f"queueprio.quota:{caller_key}")
     since = timezone.now() - timedelta(seconds=window)
-    used = Job.objects.filter(caller_key=caller_key, requested_priority__lte=max_priority, queued_at__gte=since)
-    used_count = used.count()
+    used_count = quota_used(caller_key, max_priority, since)
     if used_count + count <= limit:
         return priority, None
     detail = (

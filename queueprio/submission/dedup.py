@@ -12,7 +12,7 @@ from django.utils import timezone
 from ..broker.outcome import store_revoked
 from ..broker.republish import Step, republish
 from ..locks import serialise_on
-from ..models import AgingReason, Band, Job, JobState
+from ..models import AgingReason, AgingStep, Band, Job, JobState
 from ..registry import AnyTask
 from . import admission
 
@@ -53,10 +53,26 @@ def join(task: AnyTask, key: str, priority: int, *, caller_key: str = "") -> Asy
     if priority < effective and state in (JobState.SCHEDULED, JobState.HELD):
         target = admission.band_for(priority) if state == JobState.SCHEDULED else None
         raised = Job.objects.raise_waiting(task_id, priority, band_id=target.pk if target else None)
+        if raised:  # no copy to publish, but a step to record (the quota counts the caller's raises)
+            _record_raise(Job.objects.get(task_id=task_id), effective, priority, caller_key)
     elif priority < effective and state == JobState.QUEUED:
         raised = _raise_queued(Job.objects.get(task_id=task_id), priority, caller_key)
     logger.info("dedup task_id=%s task=%s key=%s priority=%s raised=%s", task_id, task.name, key, priority, raised)
     return task.AsyncResult(task_id)
+
+
+def _record_raise(job: Job, old_priority: int, priority: int, caller_key: str) -> None:
+    now = timezone.now()
+    AgingStep.objects.create(
+        job=job,
+        from_priority=old_priority,
+        to_priority=priority,
+        generation=job.generation,
+        waited_seconds=(now - job.queued_at).total_seconds(),
+        reason=AgingReason.DEDUP,
+        caller_key=caller_key[:200],
+        at=now,
+    )
 
 
 def _end_if_expired(app: Any, task_id: str) -> bool:

@@ -42,3 +42,27 @@ def test_raise__counts_against_the_urgent_quota(broker: Connection, out: str) ->
     with pytest.raises(QuotaExceeded):
         add.apply_async((3, 3, out), priority=1, caller_key="alice")  # 3: over
     assert Job.objects.get(task_id=a.id).effective_priority == 1
+
+
+def test_raise__of_another_callers_job_counts_against_the_raisers_quota(broker: Connection, out: str) -> None:
+    UrgentQuota.objects.update(limit=2, max_priority=2, window_seconds=60)
+    # Jobs submitted by alice at a bulk priority, then raised by bob's duplicates
+    jobs = [add.apply_async((i, i, out), priority=9, idempotency_key=f"k{i}", caller_key="alice") for i in range(3)]
+    add.apply_async((0, 0, out), priority=1, idempotency_key="k0", caller_key="bob")  # bob: 1
+    add.apply_async((1, 1, out), priority=1, idempotency_key="k1", caller_key="bob")  # bob: 2
+    # Before: bob's raises counted nowhere (the rows are alice's), so a third passed
+    with pytest.raises(QuotaExceeded):
+        add.apply_async((2, 2, out), priority=1, idempotency_key="k2", caller_key="bob")
+    assert [Job.objects.get(task_id=j.id).effective_priority for j in jobs] == [1, 1, 9]
+
+
+def test_raise__of_a_scheduled_job_is_recorded_and_counted(broker: Connection, out: str) -> None:
+    from queueprio.models import AgingStep
+
+    UrgentQuota.objects.update(limit=1, max_priority=2, window_seconds=60)
+    later = add.apply_async((1, 1, out), priority=9, countdown=60, idempotency_key="s", caller_key="carol")
+    add.apply_async((1, 1, out), priority=1, idempotency_key="s", caller_key="dave")  # dave: 1
+    step = AgingStep.objects.get(job__task_id=later.id)
+    assert (step.reason, step.caller_key, step.from_priority, step.to_priority) == ("dedup", "dave", 9, 1)
+    with pytest.raises(QuotaExceeded):
+        add.apply_async((2, 2, out), priority=1, caller_key="dave")
