@@ -186,6 +186,11 @@ def validate(task: AnyTask, args: Any, kwargs: Any, explicit: Any) -> tuple[list
     if explicit is not None:
         validate_priority(explicit)
     args, kwargs = prepare_arguments(task, list(args or ()), dict(kwargs or {}))
+    # Celery's own argument check (``Task.typing``), as apply_async makes it, but first: a call
+    # Celery refuses with a TypeError must not join or raise a job by its idempotency key.
+    header = getattr(task, "__header__", None) if getattr(task, "typing", False) else None
+    if header is not None:
+        header(*args, **kwargs)
     priority, source = resolve(task, explicit)
     return args, kwargs, priority, source
 

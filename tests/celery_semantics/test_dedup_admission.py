@@ -66,3 +66,12 @@ def test_raise__of_a_scheduled_job_is_recorded_and_counted(broker: Connection, o
     assert (step.reason, step.caller_key, step.from_priority, step.to_priority) == ("dedup", "dave", 9, 1)
     with pytest.raises(QuotaExceeded):
         add.apply_async((2, 2, out), priority=1, caller_key="dave")
+
+
+def test_duplicate_with_arguments_celery_refuses__a_type_error_not_a_join(broker: Connection, out: str) -> None:
+    first = add.apply_async((1, 1, out), priority=9, idempotency_key="t")
+    # add takes (x, y, path): Celery's own check refuses one argument too many
+    with pytest.raises(TypeError):
+        add.apply_async((1, 1, out, "extra"), priority=1, idempotency_key="t")
+    assert Job.objects.get(task_id=first.id).effective_priority == 9  # not raised by a refused call
+    assert Job.objects.count() == 1
