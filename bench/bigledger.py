@@ -16,9 +16,10 @@ measured again. Each size measures, median of 3:
 
 Then pruning: ``maintenance.retention.delete_in_batches`` of ``--prune-rows`` of the old finished
 rows (``QUEUEPRIO_PRUNE_BATCH_SIZE`` per transaction) runs in a process of its own (as a worker
-runs the prune task) while this process submits one job after another; the submissions' latency during the prune is compared with the
-same number of submissions without it (worst and p99). Target (issue 13): big / small <= 1.2 for
-each of the three costs; pruning adds at most a few milliseconds to any submission.
+runs the prune task) while this process submits one job after another; the submissions' latency
+during the prune is compared with the same number of submissions without it (worst and p99).
+Target (issue 13): big / small <= 1.2 for each of the three costs; pruning adds at most a few
+milliseconds to any submission.
 """
 
 from __future__ import annotations
