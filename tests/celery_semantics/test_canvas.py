@@ -15,8 +15,9 @@ from queueprio.models import AgingStep, Job
 from queueprio.operations.actions import set_priority
 from tests.celery_semantics.conftest import age_now
 from tests.support.ledger import finished
+from tests.support.messages import drain
 from tests.support.polling import lines, wait_for
-from tests.support.semantics_tasks import add, collect, fail, headers, note
+from tests.support.semantics_tasks import add, adds_callback, collect, fail, headers, note, noted
 from tests.support.worker import running_worker
 
 pytestmark = [pytest.mark.broker, pytest.mark.django_db(transaction=True)]
@@ -95,3 +96,62 @@ def test_dedup_raise__keeps_the_link(tmp_path: Path, broker: Connection, out) ->
     with running_worker(tmp_path):
         wait_for(lambda: "linked 2" in lines(out), timeout=60, message="the link after the raised job")
     assert lines(out) == ["add 1 1", "linked 2"]
+
+
+#: What a republish may change in a copy: the priority, the generation, the queueprio headers that
+#: say them (and Flower's display of them), the time the test backdated. Nothing else.
+MAY_CHANGE_HEADERS = {"qp_priority", "qp_generation", "qp_queued_at", "kwargsrepr"}
+MAY_CHANGE_PROPERTIES = {"priority", "application_headers"}
+
+
+def test_every_copy__is_the_first_message_but_for_priority_and_generation(broker: Connection, aged, out) -> None:
+    # Given a message with everything Celery can carry: stamps, reply_to, correlation_id, time
+    # limits, a caller's header, link and link_error (in the body's embed)
+    sig = add.s(1, 2, out).set(reply_to="my-replies", time_limit=50, soft_time_limit=40, headers={"x_trace": "t"})
+    sig.stamp(mark="blue")
+    result = sig.apply_async(
+        priority=9, link=note.s(out, "linked"), link_error=note.si("e", out, "errback"), idempotency_key="c"
+    )
+    # When aging, an admin's set-priority and a raise by a duplicate each publish a copy
+    age_now([result.id])
+    set_priority(Job.objects.filter(task_id=result.id), 3)
+    add.apply_async((1, 2, out), priority=2, idempotency_key="c")
+    copies = sorted(drain(broker), key=lambda c: c["headers"]["qp_generation"])
+    assert [c["headers"]["qp_generation"] for c in copies] == [1, 2, 3, 4]
+    # Then every copy is the first message but for what a republish may change
+    first = copies[0]
+    assert first["headers"]["stamps"] == {"mark": "blue"}
+    assert first["properties"]["reply_to"] == "my-replies"
+    for copy in copies[1:]:
+        headers = {
+            k
+            for k in first["headers"].keys() | copy["headers"].keys()
+            if first["headers"].get(k) != copy["headers"].get(k)
+        }
+        properties = {
+            k
+            for k in first["properties"].keys() | copy["properties"].keys()
+            if first["properties"].get(k) != copy["properties"].get(k)
+        }
+        assert headers <= MAY_CHANGE_HEADERS, headers
+        assert properties <= MAY_CHANGE_PROPERTIES, properties
+        assert copy["body"] == first["body"]  # arguments, callbacks, errbacks, chain, chord
+    # AMQP 11 - p: priority 9, aged five steps to 4, set to 3, raised to 2
+    assert [c["priority"] for c in copies] == [2, 7, 8, 9]
+
+
+def test_on_success_handler__runs_once_after_an_aged_copy(tmp_path: Path, broker: Connection, aged, out) -> None:
+    result = noted.apply_async((7, out), priority=9)
+    assert age_now([result.id]) == 1
+    with running_worker(tmp_path):
+        wait_for(lambda: finished(result.id), timeout=60, message="the job")
+        wait_for(lambda: "on_success 7" in lines(out), timeout=30, message="the task's on_success")
+    assert lines(out) == ["noted 7", "on_success 7"]
+
+
+def test_callbacks_added_by_the_task_to_its_request__are_applied(tmp_path: Path, broker: Connection, out) -> None:
+    result = adds_callback.apply_async((5, out), priority=5)
+    with running_worker(tmp_path):
+        wait_for(lambda: "added 5" in lines(out), timeout=60, message="the callback the task added")
+    assert lines(out) == ["adds_callback 5", "added 5"]
+    assert result.get(timeout=10) == 5

@@ -25,6 +25,7 @@ def drain(conn: Connection, queue: str | None = None, *, limit: int = 10_000) ->
                 "id": message.headers.get("id"),
                 "headers": dict(message.headers),
                 "properties": dict(message.properties),
+                "body": message.body,
             }
         )
     return taken

@@ -140,3 +140,24 @@ def progressing(path: str, steps: int, seconds: float) -> int:
     append_line(path, f"writes {writes}")
     append_line(path, "done")
     return steps
+
+
+class Noting(PriorityTask):
+    """A task class whose ``on_success`` handler records each success (a task-level callback)."""
+
+    def on_success(self, retval: Any, task_id: str, args: Any, kwargs: Any) -> None:
+        append_line(args[1], f"on_success {retval!r}")
+
+
+@shared_task(name="sem.noted", base=Noting)
+def noted(value: int, path: str) -> int:
+    append_line(path, f"noted {value}")
+    return value
+
+
+@shared_task(name="sem.adds_callback", base=PriorityTask, bind=True)
+def adds_callback(self: PriorityTask, value: int, path: str) -> int:
+    """Adds a callback to its own request while it runs (Celery applies it after success)."""
+    self.request.callbacks = [*(self.request.callbacks or []), note.s(path, "added")]
+    append_line(path, f"adds_callback {value}")
+    return value
