@@ -74,9 +74,9 @@ def job(task_id: str) -> JobInfo | None:
     """
     info = jobs([task_id])[0]
     row = Job.objects.filter(task_id=task_id).first()
-    if info is None or row is None or row.state not in (JobState.QUEUED, JobState.SCHEDULED):
+    if info is None or row is None or row.state not in (JobState.QUEUED, JobState.HELD, JobState.SCHEDULED):
         return info
-    workers = processes_by_queue().get(row.queue, 0) if row.state == JobState.QUEUED else 0
+    workers = processes_by_queue().get(row.queue, 0) if row.state != JobState.SCHEDULED else 0
     return replace(
         info,
         position=position(row),

@@ -49,13 +49,27 @@ RUNTIME_WINDOW = timedelta(hours=1)
 
 
 def position(job: Job) -> int | None:
-    """Jobs RabbitMQ hands out before this queued job (``None`` unless it is queued)."""
+    """Jobs RabbitMQ hands out before this queued job, or for a held one the held jobs of its band
+    released before it (``None`` otherwise)."""
+    if job.state == JobState.HELD:
+        return _held_ahead(job).count()
     if job.state != JobState.QUEUED or job.published_at is None:
         return None
     same_queue = Job.objects.filter(state=JobState.QUEUED, queue=job.queue)
     ahead = same_queue.filter(effective_priority__lt=job.effective_priority).count()
     level = same_queue.filter(effective_priority=job.effective_priority, published_at__lt=job.published_at)
     return ahead + level.count()
+
+
+def _held_ahead(job: Job) -> QuerySet[Job]:
+    """The held jobs of ``job``'s band released before it: more urgent, or as urgent and older
+    (``maintenance.due.release_held``'s order; ``queueprio_job_held_idx``)."""
+    if job.band_id is None:  # only a job with a band (and its running limit) is ever held
+        return Job.objects.none()
+    return Job.objects.filter(state=JobState.HELD, band_id=job.band_id).filter(
+        Q(effective_priority__lt=job.effective_priority)
+        | Q(effective_priority=job.effective_priority, queued_at__lt=job.queued_at)
+    )
 
 
 def with_position(jobs: QuerySet[Job]) -> QuerySet[Job]:
@@ -176,22 +190,33 @@ def runtimes(now: datetime, task_names: set[str]) -> dict[str, float]:
 
 
 def expected_start(job: Job, *, now: datetime, workers: int) -> datetime | None:
-    """The estimate for one queued job, read from the ledger (``None`` unless queued)."""
+    """The estimate for one waiting job, read from the ledger (``None`` unless scheduled, queued or held)."""
     if job.state == JobState.SCHEDULED:
         return job.eta
-    if job.state != JobState.QUEUED or job.published_at is None:
-        return None
-    same_queue = Job.objects.filter(queue=job.queue)
-    ahead_rows = list(
-        same_queue.filter(state=JobState.QUEUED)
-        .filter(
-            Q(effective_priority__lt=job.effective_priority)
-            | Q(effective_priority=job.effective_priority, published_at__lt=job.published_at)
+    if job.state == JobState.HELD:
+        # Released one by one as its band's running slots free: the slots are the "processes"
+        # (at most the band's limit, and no more than consume the queue), its held jobs ahead the queue.
+        band_running = Job.objects.filter(state=JobState.STARTED, band=job.band)
+        ahead_rows = list(
+            _held_ahead(job).order_by("effective_priority", "queued_at").values_list("effective_priority", "task_name")
         )
-        .order_by("effective_priority", "published_at")
-        .values_list("effective_priority", "task_name")
-    )
-    running = list(same_queue.filter(state=JobState.STARTED).values_list("task_name", "started_at"))
+        running = list(band_running.values_list("task_name", "started_at"))
+        limit = job.band.max_running if job.band is not None else None
+        workers = min(workers, limit) if limit else workers
+    elif job.state != JobState.QUEUED or job.published_at is None:
+        return None
+    else:
+        same_queue = Job.objects.filter(queue=job.queue)
+        ahead_rows = list(
+            same_queue.filter(state=JobState.QUEUED)
+            .filter(
+                Q(effective_priority__lt=job.effective_priority)
+                | Q(effective_priority=job.effective_priority, published_at__lt=job.published_at)
+            )
+            .order_by("effective_priority", "published_at")
+            .values_list("effective_priority", "task_name")
+        )
+        running = list(same_queue.filter(state=JobState.STARTED).values_list("task_name", "started_at"))
     names = {name for _, name in ahead_rows} | {name for name, _ in running} | {job.task_name}
     mean = runtimes(now, names)
     ahead = [Ahead(priority, mean.get(name, DEFAULT_RUNTIME)) for priority, name in ahead_rows]

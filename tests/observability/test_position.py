@@ -7,12 +7,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from queueprio.models import Job
+from queueprio.models import Band, Job
 from queueprio.observability.position import (
     Aging,
     Ahead,
     aging_steps,
     estimate,
+    expected_start,
     next_to_start,
     position,
     with_position,
@@ -66,6 +67,27 @@ def test_position__more_urgent_first_then_fifo_within_a_level() -> None:
     make_job(queued_at=now, priority=1, queue="other", published_at=now)  # another queue: not ahead
     make_job(queued_at=now, priority=1, queue="q", state="started", published_at=now)  # running: not ahead
     assert [position(job) for job in jobs] == [2, 1, 3, 0, 4, 5]
+
+
+@pytest.mark.django_db
+def test_held_job__position_in_its_band_and_a_start_paced_by_the_running_limit(settings) -> None:
+    settings.QUEUEPRIO_AGING_ENABLED = False
+    Band.objects.filter(name="background").update(max_running=1)
+    now = T
+    # One background job running for 0.25 s of its 1 s (no run time known: 1 s each), three held
+    make_job(queued_at=now, priority=8, band="background", state="started", started_at=now - timedelta(seconds=0.25))
+    held = [
+        make_job(queued_at=now + timedelta(seconds=i), priority=p, band="background", state="held")
+        for i, p in enumerate([9, 7, 9])
+    ]
+    make_job(queued_at=now, priority=6, band="normal", state="held")  # another band: not ahead
+    # Released most urgent first, then oldest
+    assert [position(job) for job in held] == [1, 0, 2]
+    # The last one starts after the running job's 0.75 s and the two ahead, one at a time, though
+    # four processes consume the queue (without the limit: at once, 0.75 s from now)
+    start = expected_start(Job.objects.get(pk=held[2].pk), now=now, workers=4)
+    assert start is not None
+    assert seconds(start) == pytest.approx(0.75 + 1 + 1)
 
 
 @pytest.mark.django_db
