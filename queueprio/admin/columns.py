@@ -94,7 +94,8 @@ def standing(state: str, *, position: int | None, eta: datetime | None, now: dat
     if state == JobState.QUEUED:
         return "–" if position is None else f"{position} ahead"
     if state == JobState.HELD:
-        return "held: its band is at its running limit"
+        held = "held: its band is at its running limit"
+        return held if position is None else f"{held}, {position} held ahead"
     if state == JobState.SCHEDULED and eta is not None:
         return f"due in {format_duration(max(0.0, (eta - now).total_seconds()))}"
     return ""

@@ -192,7 +192,7 @@ class JobAdmin(ReadOnlyAdmin):
         """The estimate (``observability.position``), on the worker processes that answer for its queue."""
         if obj.state == JobState.SCHEDULED:
             return columns.to_the_second(obj.eta)
-        if obj.state != JobState.QUEUED:
+        if obj.state not in (JobState.QUEUED, JobState.HELD):
             return "–"
         now = timezone.now()
         try:

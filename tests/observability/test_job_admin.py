@@ -40,6 +40,16 @@ def test_columns__input_is_the_file_or_the_arguments_in_short() -> None:
     assert len(columns.input_summary(["x" * 500], {})) == columns.SUMMARY_LENGTH
 
 
+def test_columns__where_a_waiting_job_stands() -> None:
+    assert columns.standing("queued", position=3, eta=None, now=T) == "3 ahead"
+    assert columns.standing("held", position=None, eta=None, now=T) == "held: its band is at its running limit"
+    assert (
+        columns.standing("held", position=2, eta=None, now=T) == "held: its band is at its running limit, 2 held ahead"
+    )
+    assert columns.standing("scheduled", position=None, eta=T + timedelta(seconds=90), now=T) == "due in 1m 30s"
+    assert columns.standing("started", position=None, eta=None, now=T) == ""
+
+
 def test_columns__durations_and_times_to_the_second() -> None:
     assert columns.to_the_second(T) == "2026-01-05 12:00:07"
     started, finished = T + timedelta(seconds=4.2), T + timedelta(seconds=5.0)
