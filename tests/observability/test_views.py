@@ -70,6 +70,19 @@ def test_metrics__prometheus_text_format(client: Client) -> None:
     assert {"queueprio_queued_jobs", "queueprio_oldest_wait_seconds", "queueprio_jobs_submitted"} <= names
 
 
+def test_metrics__without_the_prometheus_extra_says_what_to_install(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    # prometheus_client not installed (None in sys.modules makes its import fail, as a missing package does)
+    monkeypatch.setitem(sys.modules, "prometheus_client", None)
+    monkeypatch.delitem(sys.modules, "queueprio.observability.prometheus", raising=False)
+    response = client.get(METRICS)
+    assert response.status_code == 501
+    assert b'pip install "queueprio[prometheus]"' in response.content
+
+
 @pytest.fixture
 def healthy(monkeypatch: pytest.MonkeyPatch) -> None:
     """A health check that passes without asking a broker: these tests are about URLs and methods."""
