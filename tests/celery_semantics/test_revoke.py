@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from celery import chord
 from kombu import Connection
 
 import queueprio
@@ -13,7 +14,7 @@ from queueprio.models import Band, Job, JobState
 from queueprio.operations.actions import cancel
 from tests.support.ledger import finished
 from tests.support.polling import lines, wait_for
-from tests.support.semantics_tasks import add, slow
+from tests.support.semantics_tasks import add, collect, slow
 from tests.support.worker import running_worker
 
 pytestmark = [pytest.mark.broker, pytest.mark.django_db(transaction=True)]
@@ -77,3 +78,25 @@ def test_terminate__a_running_job_ends_cancelled(tmp_path: Path, broker: Connect
         row = wait_for(lambda: ended(job.id), timeout=30, message="the terminated job to end")
     assert row.state == JobState.CANCELLED
     assert "done long" not in lines(out)
+
+
+def test_chord_member_revoked_while_queued__the_chord_ends_once_with_its_error(
+    tmp_path: Path, broker: Connection, out
+) -> None:
+    blocker = slow.apply_async(("blocker", out, 3.0), priority=1)
+    result = chord([add.s(i, i, out) for i in range(3)], collect.s(out)).apply_async(priority=9)
+    member = Job.objects.filter(task_name="sem.add").order_by("pk").first()
+    assert member is not None
+    with running_worker(tmp_path) as worker:
+        wait_for(lambda: "start blocker" in lines(out), timeout=60)
+        wait_for(worker.answers_ping, timeout=30, message="the worker's control consumer")
+        # A member revoked by a broadcast while its message waits: the worker that is up ends its
+        # row and stores its REVOKED (one count against the chord) ...
+        result.app.AsyncResult(member.task_id).revoke()
+        wait_for(lambda: ended(member.task_id), timeout=30, message="the worker to record the revoke")
+        # ... then drops its message (the id is in its revoked set) without storing it again:
+        # counted twice, the chord lost its counter and the body's result stayed PENDING for ever
+        wait_for(lambda: result.state == "FAILURE", timeout=60, message="the chord to end with its error")
+        wait_for(lambda: finished(blocker.id), timeout=30)
+    assert "collect" not in " ".join(lines(out))
+    assert sorted(line for line in lines(out) if line.startswith("add")) == ["add 1 1", "add 2 2"]
