@@ -204,10 +204,10 @@ class JobAdmin(ReadOnlyAdmin):
         start = estimated_start(obj, now=now, workers=workers)
         if start is None:
             return "–"
-        return (
-            f"{columns.to_the_second(start)} (in about "
-            f"{format_duration(max(0.0, (start - now).total_seconds()))}, on {workers} worker processes)"
-        )
+        limit = obj.band.max_running if obj.state == JobState.HELD and obj.band is not None else None
+        on = f"{workers} worker processes" if limit is None else f"its band's {min(workers, limit)} running slots"
+        wait = format_duration(max(0.0, (start - now).total_seconds()))
+        return f"{columns.to_the_second(start)} (in about {wait}, on {on})"
 
     @admin.display(description="requested", ordering="requested_priority")
     def requested(self, obj: Job) -> int:

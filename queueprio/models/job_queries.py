@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import connections, models, transaction
 from django.db.models import F, Q
+from django.utils import timezone
 
 from .choices import ACTIVE_STATES, FINISHED_STATES, JobState
 from .querysets import first_row
@@ -36,22 +37,31 @@ class JobQuerySet(models.QuerySet["Job"]):
     def finished(self) -> JobQuerySet:
         return self.filter(state__in=FINISHED_STATES)
 
-    def active_with_key(self, key: str) -> tuple[str, str, int] | None:
-        """``(task_id, state, effective_priority)`` of the active job holding idempotency ``key``.
+    def active_with_key(self, key: str, now: datetime | None = None) -> tuple[str, str, int, bool] | None:
+        """``(task_id, state, effective_priority, expired)`` of the active job holding idempotency
+        ``key``; ``expired``: its ``expires`` has passed by ``now`` (the sweep has yet to end it).
 
         Runs on every keyed submission. Plain SQL over the partial unique index: building the
         ORM query cost several times the lookup itself (``bench/submit.py``, phase d).
         """
-        row: tuple[str, str, int] | None = first_row(
+        row: tuple[str, str, int, Any] | None = first_row(
             self.db,
-            "SELECT task_id, state, effective_priority FROM {table} "
+            "SELECT task_id, state, effective_priority, "
+            "CASE WHEN expires_at IS NOT NULL AND expires_at <= %s THEN 1 ELSE 0 END FROM {table} "
             "WHERE idempotency_key = %s AND state IN (%s, %s, %s, %s) LIMIT 1",
             self.model,
             # Every state of the partial unique index: a key left out here would pass dedup and
             # then fail the insert with an IntegrityError.
-            [key, SCHEDULED, QUEUED, HELD, STARTED],
+            [
+                connections[self.db].ops.adapt_datetimefield_value(now or timezone.now()),
+                key,
+                SCHEDULED,
+                QUEUED,
+                HELD,
+                STARTED,
+            ],
         )
-        return row
+        return None if row is None else (row[0], row[1], row[2], bool(row[3]))
 
     def due_for_aging(self, now: datetime) -> JobQuerySet:
         """Waiting jobs whose next aging step is due (queued: ``queueprio_job_due_idx``; held)."""
@@ -214,19 +224,26 @@ class JobQuerySet(models.QuerySet["Job"]):
             _bands(self).stop(band)
         return ended
 
-    def raise_waiting(self, task_id: str, priority: int, *, band_id: int | None = None) -> bool:
+    def raise_waiting(
+        self, task_id: str, priority: int, *, band_id: int | None = None, next_aging: datetime | None = None
+    ) -> bool:
         """A more urgent duplicate of a job with no message in the broker: the ledger row is raised.
 
         A ``scheduled`` job holds no band place yet: it moves to ``band_id`` (the new priority's
         band), whose place it takes when due. A ``held`` job keeps its band (and place), as
-        aging leaves it: it is released in its band's priority order.
+        aging leaves it: it is released in its band's priority order; its aging starts over from
+        now at the new priority (``next_aging``), as a raised queued job's does.
         """
         band = {} if band_id is None else {"band_id": band_id}
         raised = self.filter(task_id=task_id, state=SCHEDULED, effective_priority__gt=priority).update(
             requested_priority=priority, effective_priority=priority, **band
         )
         raised += self.filter(task_id=task_id, state=HELD, effective_priority__gt=priority).update(
-            requested_priority=priority, effective_priority=priority
+            requested_priority=priority,
+            effective_priority=priority,
+            admin_priority=None,
+            aging_since=timezone.now(),
+            next_aging_at=next_aging,
         )
         return bool(raised)
 

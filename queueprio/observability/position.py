@@ -195,14 +195,21 @@ def expected_start(job: Job, *, now: datetime, workers: int) -> datetime | None:
         return job.eta
     if job.state == JobState.HELD:
         # Released one by one as its band's running slots free: the slots are the "processes"
-        # (at most the band's limit, and no more than consume the queue), its held jobs ahead the queue.
-        band_running = Job.objects.filter(state=JobState.STARTED, band=job.band)
-        ahead_rows = list(
-            _held_ahead(job).order_by("effective_priority", "queued_at").values_list("effective_priority", "task_name")
-        )
-        running = list(band_running.values_list("task_name", "started_at"))
+        # (at most the band's limit, and no more than consume the queue); ahead of it, the band's
+        # jobs already in the broker (release_held counts them against the free slots), then its
+        # held jobs released before it.
         limit = job.band.max_running if job.band is not None else None
-        workers = min(workers, limit) if limit else workers
+        if limit == 0:  # the band is paused: nothing of it starts
+            return None
+        band = Job.objects.filter(band=job.band)
+        in_broker = band.filter(state=JobState.QUEUED).order_by("effective_priority", "published_at")
+        held = _held_ahead(job).order_by("effective_priority", "queued_at")
+        ahead_rows = [
+            *in_broker.values_list("effective_priority", "task_name"),
+            *held.values_list("effective_priority", "task_name"),
+        ]
+        running = list(band.filter(state=JobState.STARTED).values_list("task_name", "started_at"))
+        workers = min(workers, limit) if limit is not None else workers
     elif job.state != JobState.QUEUED or job.published_at is None:
         return None
     else:

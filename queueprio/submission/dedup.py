@@ -11,8 +11,10 @@ from django.utils import timezone
 
 from ..broker.outcome import store_revoked
 from ..broker.republish import Step, republish
+from ..conf import settings
 from ..locks import serialise_on
 from ..models import AgingReason, AgingStep, Band, Job, JobState
+from ..priority import next_aging_at
 from ..registry import AnyTask
 from . import admission
 
@@ -46,15 +48,27 @@ def join(task: AnyTask, key: str, priority: int, *, caller_key: str = "") -> Asy
     row = Job.objects.active_with_key(key)
     if row is None:
         return None
-    task_id, state, effective = row
-    if state != JobState.STARTED and _end_if_expired(task.app, task_id):
-        return None  # the key's job expired before it ran: this submission makes a new job
+    task_id, state, effective, expired = row
+    if expired and state != JobState.STARTED:
+        # Its expires passed before it ran: ended here (or by whoever got there first), and this
+        # submission makes a new job. Joining would hand the caller a job that never runs.
+        _end_expired(task.app, task_id)
+        return None
     raised = False
     if priority < effective and state in (JobState.SCHEDULED, JobState.HELD):
         target = admission.band_for(priority) if state == JobState.SCHEDULED else None
-        raised = Job.objects.raise_waiting(task_id, priority, band_id=target.pk if target else None)
+        raised = Job.objects.raise_waiting(
+            task_id,
+            priority,
+            band_id=target.pk if target else None,
+            next_aging=next_aging_at(timezone.now(), threshold=settings.aging_threshold()),
+        )
         if raised:  # no copy to publish, but a step to record (the quota counts the caller's raises)
             _record_raise(Job.objects.get(task_id=task_id), effective, priority, caller_key)
+        else:  # it moved meanwhile (came due, or was released): raise it where it is now
+            now_queued = Job.objects.filter(task_id=task_id, state=JobState.QUEUED).first()
+            if now_queued is not None and priority < now_queued.effective_priority:
+                raised = _raise_queued(now_queued, priority, caller_key)
     elif priority < effective and state == JobState.QUEUED:
         raised = _raise_queued(Job.objects.get(task_id=task_id), priority, caller_key)
     logger.info("dedup task_id=%s task=%s key=%s priority=%s raised=%s", task_id, task.name, key, priority, raised)
@@ -75,9 +89,9 @@ def _record_raise(job: Job, old_priority: int, priority: int, caller_key: str) -
     )
 
 
-def _end_if_expired(app: Any, task_id: str) -> bool:
-    """End the waiting job ``task_id`` as ``expired`` if its ``expires`` passed (the sweep would,
-    at its next round): joining it would hand the caller a job that never runs."""
+def _end_expired(app: Any, task_id: str) -> bool:
+    """End the waiting job ``task_id`` as ``expired`` if its ``expires`` has passed (the sweep
+    would, at its next round); its caller gets Celery's ``REVOKED``. Whether it ended it here."""
     now, reason = timezone.now(), "expired while it waited"
     with transaction.atomic():
         ended, band = Job.objects.filter(expires_at__lte=now).end_waiting(

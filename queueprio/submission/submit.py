@@ -62,6 +62,10 @@ def lookup_task(name: str) -> AnyTask:
     return task
 
 
+#: Set on the one re-submission after a duplicate key's job expired mid-submission.
+_AGAIN = "_queueprio_again"
+
+
 def submit(
     task: AnyTask,
     args: Any,
@@ -73,6 +77,7 @@ def submit(
 ) -> AsyncResult[Any]:
     """Validate, resolve, admit, record and publish one job. See the module docstring."""
     explicit = options.pop("priority", None)
+    first_try = not options.pop(_AGAIN, False)
     caller_key = options.pop("caller_key", None) or ""
     key = options.pop("idempotency_key", None)
     with refusals_recorded(task.name, explicit, caller_key):
@@ -127,6 +132,19 @@ def submit(
                     return joined
                 if Job.objects.filter(task_id=task_id).exists():
                     return resend.resend(task, job)
+                if key is not None and first_try and Job.objects.active_with_key(key) is None:
+                    # The key's job expired in between and join ended it: submit again, once.
+                    again = {"priority": explicit, "caller_key": caller_key or None, "idempotency_key": key}
+                    return submit(
+                        task,
+                        args,
+                        kwargs,
+                        task_id=task_id if given else None,
+                        producer=producer,
+                        **options,
+                        **again,
+                        **{_AGAIN: True},
+                    )
                 raise
     log_enqueued(job, caller_key)
     return result

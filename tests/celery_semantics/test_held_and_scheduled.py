@@ -28,6 +28,8 @@ def held(priority: int, out: str, **options: object) -> Job:
 
 def test_duplicate_of_a_held_job__joins_it_and_raises_it_in_its_band(broker: Connection, out: str) -> None:
     first = held(9, out, idempotency_key="k")
+    long_ago = timezone.now() - timedelta(hours=1)
+    Job.objects.filter(pk=first.pk).update(aging_since=long_ago)  # held for an hour: aged far
     # A duplicate asking for more urgency (before: dedup didn't see held jobs, and the insert hit
     # the unique index with an IntegrityError)
     again = add.apply_async((1, 1, out), priority=3, idempotency_key="k")
@@ -37,6 +39,11 @@ def test_duplicate_of_a_held_job__joins_it_and_raises_it_in_its_band(broker: Con
     # Raised in the ledger, still held in its band (as aging leaves a held job), one place
     assert (job.state, job.effective_priority, job.requested_priority) == (JobState.HELD, 3, 3)
     assert job.band_id == first.band_id
+    # and its aging starts over at the new priority (an hour's aging from 3 would have made it 1)
+    assert job.aging_since is not None
+    assert job.aging_since > long_ago + timedelta(minutes=59)
+    assert job.next_aging_at is not None
+    assert job.next_aging_at > timezone.now()
     # A less urgent duplicate joins without lowering it
     assert add.apply_async((1, 1, out), priority=9, idempotency_key="k").id == first.task_id
     assert Job.objects.get(task_id=first.task_id).effective_priority == 3
