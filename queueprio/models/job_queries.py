@@ -206,7 +206,14 @@ class JobQuerySet(models.QuerySet["Job"]):
         changes = {"state": state, "finished_at": now, "error": error, "next_aging_at": None}
         waiting = (QUEUED, HELD)
         with transaction.atomic(using=self.db):
-            band = self.filter(task_id=task_id, state__in=waiting).values_list("band_id", flat=True).first()
+            # Locked: a republish moving it to another band meanwhile would otherwise have this give
+            # back the old band's place a second time (PostgreSQL re-reads the row once it commits).
+            band = (
+                self.select_for_update()
+                .filter(task_id=task_id, state__in=waiting)
+                .values_list("band_id", flat=True)
+                .first()
+            )
             if self.filter(task_id=task_id, state__in=waiting).update(**changes):
                 return True, band
             return bool(self.filter(task_id=task_id, state=SCHEDULED).update(**changes)), None
