@@ -11,14 +11,17 @@ Flower parses a kwargs string that is a Python literal into ``key=value`` pairs,
 search ``kwargs:queueprio_priority=2`` matches exactly priority 2 (not 12, not 2.5). A
 job that aged shows the priority it asked for too, as ``queueprio_requested``. Only the
 events' copy of the kwargs changes; the task still receives its real kwargs.
+
+The display is built from the message's own ``kwargsrepr`` (:func:`display_repr`), never from
+the real kwargs: a caller who passed ``kwargsrepr=`` to keep a secret out of worker logs and
+Flower keeps it out (the marker joins their dict when it is one; any other text stays as it is,
+without the marker).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from ..models import Job
+import ast
+from typing import Any
 
 #: The kwargs key Flower shows and searches; search for ``kwargs:queueprio_priority=N``.
 MARKER = "queueprio_priority"
@@ -29,9 +32,20 @@ MAX_LENGTH = 1024
 VALUE_LENGTH = 40
 
 
-def monitor_options(job: Job) -> dict[str, Any]:
-    """Extra Celery publish options that make ``job``'s priority visible in Flower."""
-    return {"kwargsrepr": kwargs_repr(job.kwargs, job.effective_priority, requested=job.requested_priority)}
+def display_repr(original: Any, priority: int, *, requested: int | None = None) -> Any:
+    """The ``kwargsrepr`` of a copy: the message's own (Celery's repr of the kwargs, or the
+    caller's ``kwargsrepr=``) with the priority marker merged in when it is a dict literal;
+    anything else (the caller's free text, a repr Celery cut short or of values that are not
+    literals) unchanged. It shows nothing the original did not."""
+    if not isinstance(original, str) or len(original) > 4 * MAX_LENGTH:
+        return original
+    try:
+        value = ast.literal_eval(original)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return original
+    if not isinstance(value, dict):
+        return original
+    return kwargs_repr(value, priority, requested=requested)
 
 
 def kwargs_repr(kwargs: dict[str, Any], priority: int, *, requested: int | None = None) -> str:

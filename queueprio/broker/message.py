@@ -30,7 +30,7 @@ from django.utils.dateparse import parse_datetime
 from kombu import Exchange
 from kombu.utils import json
 
-from .flower import kwargs_repr
+from .flower import display_repr
 from .protocol import QUEUEPRIO_HEADERS
 
 #: ``producer.publish`` arguments that are not message properties.
@@ -201,14 +201,13 @@ def copy_headers(
     requested: int,
     queued_at: float,
     token: str,
-    display_kwargs: dict[str, Any],
 ) -> dict[str, Any]:
     """The headers of copy ``generation``: the message's own, queueprio's, and no ``eta``."""
     return {
         **message.headers,
         "eta": None,
         # What Flower shows and searches (``queueprio.broker.flower``); the body is unchanged.
-        "kwargsrepr": kwargs_repr(display_kwargs, priority, requested=requested),
+        "kwargsrepr": display_repr(message.headers.get("kwargsrepr"), priority, requested=requested),
         "qp_priority": priority,
         "qp_generation": generation,
         "qp_requested": requested,

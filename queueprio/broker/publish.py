@@ -90,7 +90,6 @@ def _publish_copy(
         requested=job.requested_priority,
         queued_at=(job.eta or job.queued_at).timestamp(),
         token=job.token,
-        display_kwargs=job.kwargs,
     )
     producer.publish(
         message.body,

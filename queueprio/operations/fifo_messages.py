@@ -158,7 +158,6 @@ def copy_of(
         requested=row.requested_priority,
         queued_at=row.queued_at.timestamp(),
         token=row.token,
-        display_kwargs=legacy.kwargs,
     )
     return Move(kind, message, legacy.task_name, target(priority), priority, headers, supersedes)
 

@@ -11,7 +11,7 @@ import pytest
 from flower.utils.search import TaskSearchEngine
 from kombu import Connection
 
-from queueprio.broker.flower import MARKER, MAX_LENGTH, kwargs_repr, monitor_options
+from queueprio.broker.flower import MARKER, MAX_LENGTH, display_repr, kwargs_repr
 from tests.support.flower import running_flower
 from tests.support.polling import lines, wait_for
 from tests.support.tasks import record
@@ -57,9 +57,15 @@ def test_kwargs_repr__a_caller_cannot_spoof_the_marker() -> None:
     assert ast.literal_eval(kwargs_repr({MARKER: 1}, 8))[MARKER] == 8
 
 
-def test_monitor_options__kwargsrepr_from_the_job() -> None:
-    job = SimpleNamespace(kwargs={"x": 1}, effective_priority=2, requested_priority=5)
-    assert monitor_options(job) == {"kwargsrepr": "{'queueprio_priority': 2, 'queueprio_requested': 5, 'x': 1}"}
+def test_display_repr__built_from_the_messages_own_kwargsrepr_never_the_kwargs() -> None:
+    # Celery's repr of the kwargs: the marker joins it
+    assert ast.literal_eval(display_repr("{'x': 1}", 2, requested=5)) == {MARKER: 2, "queueprio_requested": 5, "x": 1}
+    # A caller's kwargsrepr that masks a secret: the marker joins the mask, the secret stays out
+    masked = display_repr("{'password': '***'}", 4)
+    assert ast.literal_eval(masked) == {MARKER: 4, "password": "***"}
+    # Free text, a repr Celery cut short, values that are no literals: left exactly as they were
+    for original in ("CUSTOM KWARGS", "{'rows': [1, 2, 3, ...", "{'at': datetime.datetime(2026, 1, 1, 0, 0)}", None):
+        assert display_repr(original, 4) == original
 
 
 def test_flower_search__finds_exactly_one_priority() -> None:
@@ -80,6 +86,26 @@ def datatable_query(search: str) -> dict[str, str]:
         "order[0][dir]": "desc",
         "columns[0][data]": "received",
     }
+
+
+@pytest.mark.broker
+@pytest.mark.django_db(transaction=True)
+def test_kwargsrepr__a_callers_mask_is_kept_in_every_copy(broker: Connection, settings) -> None:
+    from queueprio.models import Job
+    from queueprio.operations.actions import set_priority
+    from tests.support.messages import drain
+
+    # A caller keeps a secret out of logs and Flower with Celery's own kwargsrepr=
+    secret = {"label": "s3cr3t-token", "path": "x"}
+    result = record.apply_async(kwargs=secret, kwargsrepr="{'label': '***'}", priority=5)
+    set_priority(Job.objects.filter(task_id=result.id), 2)  # and an admin republishes it
+    copies = drain(broker)
+    assert len(copies) == 2
+    for copy in copies:
+        # Before: the ledger's kwargs were shown, secret included
+        assert "s3cr3t" not in repr(copy["headers"])
+        assert ast.literal_eval(copy["headers"]["kwargsrepr"])["label"] == "***"
+    assert {ast.literal_eval(c["headers"]["kwargsrepr"])[MARKER] for c in copies} == {5, 2}
 
 
 @pytest.mark.broker
