@@ -200,9 +200,10 @@ class JobQuerySet(models.QuerySet["Job"]):
 
     # --- from outside a run --------------------------------------------------------------
 
-    def end_waiting(self, task_id: str, state: str, *, error: str, now: datetime) -> tuple[bool, int | None]:
-        """Cancel or expire a job that has not started; returns whether it did, and the band place
-        to give back (a ``queued`` or ``held`` job holds one, a ``scheduled`` one doesn't)."""
+    def end_waiting(self, task_id: str, state: str, *, error: str, now: datetime) -> bool:
+        """Cancel or expire a job that has not started, and give back the band place it held (a
+        ``queued`` or ``held`` job holds one, a ``scheduled`` one doesn't), in one transaction;
+        returns whether it did."""
         changes = {"state": state, "finished_at": now, "error": error, "next_aging_at": None}
         waiting = (QUEUED, HELD)
         with transaction.atomic(using=self.db):
@@ -215,8 +216,9 @@ class JobQuerySet(models.QuerySet["Job"]):
                 .first()
             )
             if self.filter(task_id=task_id, state__in=waiting).update(**changes):
-                return True, band
-            return bool(self.filter(task_id=task_id, state=SCHEDULED).update(**changes)), None
+                _bands(self).release(band)
+                return True
+            return bool(self.filter(task_id=task_id, state=SCHEDULED).update(**changes))
 
     def end_running(self, task_id: str, state: str, *, error: str, now: datetime) -> bool:
         """A run ended outside the task body (terminated by a revoke, killed at its hard time limit):

@@ -93,12 +93,7 @@ def _end_expired(app: Any, task_id: str) -> bool:
     """End the waiting job ``task_id`` as ``expired`` if its ``expires`` has passed (the sweep
     would, at its next round); its caller gets Celery's ``REVOKED``. Whether it ended it here."""
     now, reason = timezone.now(), "expired while it waited"
-    with transaction.atomic():
-        ended, band = Job.objects.filter(expires_at__lte=now).end_waiting(
-            task_id, JobState.EXPIRED, error=reason, now=now
-        )
-        if ended:
-            Band.objects.release(band)
+    ended = Job.objects.filter(expires_at__lte=now).end_waiting(task_id, JobState.EXPIRED, error=reason, now=now)
     if ended:
         store_revoked(app, Job.objects.get(task_id=task_id), reason)
     return ended

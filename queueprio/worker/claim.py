@@ -140,9 +140,7 @@ def drop(task: AnyTask, why: str, generation: int) -> NoReturn:
 
 def expire(task_id: str, now: datetime) -> None:
     """A copy found its job expired before it ran: the job ends ``expired``, its band place given back."""
-    ended, band = Job.objects.end_waiting(task_id, JobState.EXPIRED, error="expired before it ran", now=now)
-    if ended:
-        Band.objects.release(band)
+    if Job.objects.end_waiting(task_id, JobState.EXPIRED, error="expired before it ran", now=now):
         logger.info("expire task_id=%s", task_id)
 
 

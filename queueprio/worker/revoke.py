@@ -29,7 +29,7 @@ from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
 from ..broker.outcome import store_revoked
-from ..models import Band, Job, JobState
+from ..models import Job, JobState
 
 logger = logging.getLogger("queueprio")
 
@@ -49,10 +49,8 @@ def end_in_ledger(
     now, ended = timezone.now(), []
     for task_id in task_ids:
         with transaction.atomic():  # the row and its band's counter change together
-            done, band = Job.objects.end_waiting(task_id, state, error=reason, now=now)
-            if done:
-                Band.objects.release(band)
-            elif running:
+            done = Job.objects.end_waiting(task_id, state, error=reason, now=now)
+            if not done and running:
                 done = Job.objects.end_running(task_id, state, error=reason, now=now)
         if done:
             ended.append(task_id)
